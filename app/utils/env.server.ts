@@ -1,0 +1,66 @@
+import fs from "node:fs";
+import path from "node:path";
+import { parse } from "dotenv";
+import { z } from "zod";
+
+/**
+ * Every variable the server reads, validated once at start-up. Values come from the process environment first,
+ * then `.env`, then the local defaults in `.env.example`, so a fresh clone runs without copying anything while a
+ * deployment's own environment always wins.
+ */
+const EXAMPLE_SESSION_SECRET_PREFIX = "local-dev-secret-";
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    DATABASE_URL: z
+      .string({ error: "is not set (`npm run dev` sets it to the embedded Postgres; in production set it)" })
+      .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL"),
+    UPSTASH_REDIS_REST_URL: z.url(),
+    UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+    QSTASH_URL: z.url(),
+    QSTASH_TOKEN: z.string().min(1),
+    QSTASH_CURRENT_SIGNING_KEY: z.string().min(1),
+    QSTASH_NEXT_SIGNING_KEY: z.string().min(1),
+    SYNC_TIME_BUDGET_MS: z.coerce.number().int().min(100).max(300_000).default(8000),
+    APP_URL: z.url().transform((url) => url.replace(/\/+$/, "")),
+    SESSION_SECRET: z.string().min(32, "must be at least 32 characters"),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === "production" && env.SESSION_SECRET.startsWith(EXAMPLE_SESSION_SECRET_PREFIX)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["SESSION_SECRET"],
+        message: "is the local default from .env.example; set a secret of your own in production",
+      });
+    }
+  });
+
+export type Env = z.infer<typeof schema>;
+
+function readDotenv(file: string): Record<string, string> {
+  const full = path.resolve(process.cwd(), file);
+  return fs.existsSync(full) ? parse(fs.readFileSync(full)) : {};
+}
+
+/** The raw variables in precedence order: environment, then .env, then .env.example. */
+export function loadRawEnv(source: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  return { ...readDotenv(".env.example"), ...readDotenv(".env"), ...source };
+}
+
+export function parseEnv(raw: Record<string, string | undefined>): Env {
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    throw new Error(`Invalid environment variables:\n${lines.join("\n")}`);
+  }
+  return result.data;
+}
+
+let cached: Env | undefined;
+
+/** The validated environment; throws naming every bad variable on first use. */
+export function getEnv(): Env {
+  cached ??= parseEnv(loadRawEnv());
+  return cached;
+}
