@@ -4,5 +4,5 @@ export default {
   serverModuleFormat: "esm",
   tailwind: true,
   postcss: false,
-  future: {},
+  future: { v3_fetcherPersist: true, v3_relativeSplatPath: true, v3_throwAbortReason: true, v3_lazyRouteDiscovery: true },
 };

@@ -1,0 +1,43 @@
+import { isRouteErrorResponse, Link, useRouteError } from "@remix-run/react";
+
+/** The error page every route shares: a designed 404, a designed error, and never a stack trace. */
+export function GeneralErrorBoundary() {
+  const error = useRouteError();
+  if (isRouteErrorResponse(error) && error.status === 404) {
+    return (
+      <ErrorPanel title="Page not found" code={404}>
+        There is nothing at this address. Check the link, or go back to your dashboard.
+      </ErrorPanel>
+    );
+  }
+  if (isRouteErrorResponse(error)) {
+    const detail = typeof error.data === "string" ? error.data : error.statusText;
+    return (
+      <ErrorPanel title={error.status >= 500 ? "Something went wrong" : "That did not work"} code={error.status}>
+        {detail || "The request could not be completed."}
+      </ErrorPanel>
+    );
+  }
+  if (typeof window === "undefined") console.error(error);
+  return (
+    <ErrorPanel title="Something went wrong" code={500}>
+      An unexpected error stopped this page. It has been logged; please try again in a moment.
+    </ErrorPanel>
+  );
+}
+
+function ErrorPanel({ title, code, children }: { title: string; code: number; children: React.ReactNode }) {
+  return (
+    <section role="alert" className="mx-auto mt-10 max-w-lg rounded-lg border border-slate-200 bg-white p-6 shadow-sm">
+      <p className="text-sm font-semibold text-indigo-700">Error {code}</p>
+      <h1 className="mt-1 text-2xl font-semibold">{title}</h1>
+      <p className="mt-3 text-slate-700">{children}</p>
+      <Link
+        to="/dashboard"
+        className="mt-5 inline-block rounded bg-indigo-700 px-3 py-2 text-sm font-medium text-white hover:bg-indigo-800"
+      >
+        Go to the dashboard
+      </Link>
+    </section>
+  );
+}

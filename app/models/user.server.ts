@@ -1,0 +1,72 @@
+import { hash, verify } from "@node-rs/argon2";
+import { Prisma } from "~/generated/prisma/client";
+import type { Db } from "~/utils/db.server";
+
+export const DEFAULT_MONTHLY_LIMIT = 1000;
+
+export interface PublicUser {
+  id: string;
+  email: string;
+  plan: string;
+  monthlyLimit: number;
+  createdAt: Date;
+}
+
+const publicUserSelect = { id: true, email: true, plan: true, monthlyLimit: true, createdAt: true } as const;
+
+export class EmailTakenError extends Error {
+  constructor(email: string) {
+    super(`An account with ${email} already exists.`);
+  }
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+// argon2id with the library's defaults (19 MiB, 2 passes): OWASP's minimum recommendation, ~20 ms here.
+export function hashPassword(password: string): Promise<string> {
+  return hash(password);
+}
+
+export async function createUser(
+  db: Db,
+  input: { email: string; password: string; monthlyLimit?: number },
+): Promise<PublicUser> {
+  const email = normalizeEmail(input.email);
+  try {
+    return await db.user.create({
+      data: {
+        email,
+        passwordHash: await hashPassword(input.password),
+        monthlyLimit: input.monthlyLimit ?? DEFAULT_MONTHLY_LIMIT,
+      },
+      select: publicUserSelect,
+    });
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+      throw new EmailTakenError(email);
+    }
+    throw error;
+  }
+}
+
+export function getUserById(db: Db, id: string): Promise<PublicUser | null> {
+  return db.user.findUnique({ where: { id }, select: publicUserSelect });
+}
+
+/** The user whose email and password match, or null; the same answer for an unknown email and a wrong password. */
+export async function verifyLogin(db: Db, email: string, password: string): Promise<PublicUser | null> {
+  const user = await db.user.findUnique({
+    where: { email: normalizeEmail(email) },
+    select: { ...publicUserSelect, passwordHash: true },
+  });
+  if (!user) {
+    // Hash anyway so an unknown email takes as long as a wrong password and cannot be told apart by timing.
+    await hashPassword(password);
+    return null;
+  }
+  if (!(await verify(user.passwordHash, password))) return null;
+  const { passwordHash: _omit, ...publicUser } = user;
+  return publicUser;
+}

@@ -1,0 +1,49 @@
+import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { json } from "@remix-run/node";
+import { Links, Meta, Outlet, Scripts, ScrollRestoration, useRouteLoaderData } from "@remix-run/react";
+import type { ReactNode } from "react";
+import { AppHeader } from "~/components/app-header";
+import { GeneralErrorBoundary } from "~/components/error-boundary";
+import stylesheet from "~/tailwind.css";
+import { getOptionalUser } from "~/utils/session.server";
+
+export const links: LinksFunction = () => [{ rel: "stylesheet", href: stylesheet }];
+
+export const meta: MetaFunction = () => [
+  { title: "Sheetmeter" },
+  { name: "description", content: "Turn a spreadsheet into a JSON API, metered against your monthly quota." },
+];
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  const user = await getOptionalUser(request).catch(() => null);
+  return json({ user: user ? { email: user.email } : null });
+}
+
+export function Layout({ children }: { children: ReactNode }) {
+  // The root loader has no data when the error boundary renders after it failed; the header then shows no user.
+  const data = useRouteLoaderData<typeof loader>("root");
+  return (
+    <html lang="en" className="h-full">
+      <head>
+        <meta charSet="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <Meta />
+        <Links />
+      </head>
+      <body className="min-h-full bg-slate-50 text-slate-900 antialiased">
+        <AppHeader email={data?.user?.email ?? null} />
+        <main className="mx-auto w-full max-w-5xl px-4 py-6 sm:px-6">{children}</main>
+        <ScrollRestoration />
+        <Scripts />
+      </body>
+    </html>
+  );
+}
+
+export default function App() {
+  return <Outlet />;
+}
+
+export function ErrorBoundary() {
+  return <GeneralErrorBoundary />;
+}

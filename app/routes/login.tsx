@@ -1,0 +1,83 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { json, redirect } from "@remix-run/node";
+import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
+import { z } from "zod";
+import { Field, FormError, primaryButton } from "~/components/forms";
+import { checkLoginLock, clearFailedLogins, recordFailedLogin } from "~/models/login-throttle.server";
+import { normalizeEmail, verifyLogin } from "~/models/user.server";
+import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
+import { createUserSession, getUserId, safeRedirect } from "~/utils/session.server";
+import { emailSchema, fieldErrors } from "~/utils/validation";
+
+export const meta: MetaFunction = () => [{ title: "Log in · Sheetmeter" }];
+
+const loginSchema = z.object({
+  email: emailSchema,
+  password: z.string({ error: "Enter your password." }).min(1, "Enter your password."),
+});
+
+type ActionData = { errors: Record<string, string> };
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  if (await getUserId(request)) throw redirect("/dashboard");
+  return null;
+}
+
+export async function action({ request }: ActionFunctionArgs) {
+  const form = await request.formData();
+  const parsed = loginSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return json<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
+
+  const email = normalizeEmail(parsed.data.email);
+  const redis = getRedis();
+  const lock = await checkLoginLock(redis, email);
+  if (lock.locked) {
+    const minutes = Math.ceil(lock.retryAfterSeconds / 60);
+    return json<ActionData>(
+      { errors: { form: `Too many failed log-ins for this email. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.` } },
+      { status: 429, headers: { "Retry-After": String(lock.retryAfterSeconds) } },
+    );
+  }
+  const user = await verifyLogin(getDb(), email, parsed.data.password);
+  if (!user) {
+    await recordFailedLogin(redis, email);
+    return json<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });
+  }
+  await clearFailedLogins(redis, email);
+  return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));
+}
+
+export default function LoginPage() {
+  const actionData = useActionData<typeof action>();
+  const [searchParams] = useSearchParams();
+  const submitting = useNavigation().state === "submitting";
+  const redirectTo = searchParams.get("redirectTo") ?? "/dashboard";
+  return (
+    <div className="mx-auto mt-6 max-w-sm">
+      <h1 className="text-2xl font-semibold">Log in</h1>
+      <Form method="post" className="mt-6 space-y-4" noValidate>
+        <FormError message={actionData?.errors.form} />
+        <input type="hidden" name="redirectTo" value={redirectTo} />
+        <Field label="Email" name="email" type="email" autoComplete="email" required error={actionData?.errors.email} />
+        <Field
+          label="Password"
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          required
+          error={actionData?.errors.password}
+        />
+        <button type="submit" className={`${primaryButton} w-full`} disabled={submitting}>
+          {submitting ? "Logging in…" : "Log in"}
+        </button>
+      </Form>
+      <p className="mt-4 text-sm text-slate-700">
+        New to Sheetmeter?{" "}
+        <Link to={{ pathname: "/signup", search: searchParams.toString() }} className="font-medium text-indigo-700 underline">
+          Create an account
+        </Link>
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,71 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { json, redirect } from "@remix-run/node";
+import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
+import { z } from "zod";
+import { Field, primaryButton } from "~/components/forms";
+import { createUser, EmailTakenError } from "~/models/user.server";
+import { getDb } from "~/utils/db.server";
+import { createUserSession, getUserId, safeRedirect } from "~/utils/session.server";
+import { emailSchema, fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
+
+export const meta: MetaFunction = () => [{ title: "Sign up · Sheetmeter" }];
+
+const signupSchema = z.object({ email: emailSchema, password: newPasswordSchema });
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  if (await getUserId(request)) throw redirect("/dashboard");
+  return null;
+}
+
+export async function action({ request }: ActionFunctionArgs) {
+  const form = await request.formData();
+  const parsed = signupSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return json({ errors: fieldErrors(parsed.error) }, { status: 400 });
+  try {
+    const user = await createUser(getDb(), parsed.data);
+    return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));
+  } catch (error) {
+    if (error instanceof EmailTakenError) {
+      return json(
+        { errors: { email: "That email already has an account. Log in instead?" } as Record<string, string> },
+        { status: 400 },
+      );
+    }
+    throw error;
+  }
+}
+
+export default function SignupPage() {
+  const actionData = useActionData<typeof action>();
+  const [searchParams] = useSearchParams();
+  const submitting = useNavigation().state === "submitting";
+  const redirectTo = searchParams.get("redirectTo") ?? "/dashboard";
+  return (
+    <div className="mx-auto mt-6 max-w-sm">
+      <h1 className="text-2xl font-semibold">Create your account</h1>
+      <p className="mt-1 text-sm text-slate-600">Free plan: 1,000 API calls a month.</p>
+      <Form method="post" className="mt-6 space-y-4" noValidate>
+        <input type="hidden" name="redirectTo" value={redirectTo} />
+        <Field label="Email" name="email" type="email" autoComplete="email" required error={actionData?.errors.email} />
+        <Field
+          label="Password"
+          name="password"
+          type="password"
+          autoComplete="new-password"
+          required
+          minLength={MIN_PASSWORD_LENGTH}
+          error={actionData?.errors.password}
+        />
+        <button type="submit" className={`${primaryButton} w-full`} disabled={submitting}>
+          {submitting ? "Creating account…" : "Sign up"}
+        </button>
+      </Form>
+      <p className="mt-4 text-sm text-slate-700">
+        Already have an account?{" "}
+        <Link to={{ pathname: "/login", search: searchParams.toString() }} className="font-medium text-indigo-700 underline">
+          Log in
+        </Link>
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,54 @@
+/**
+ * Quota periods are UTC calendar months ("YYYY-MM"); usage history is bucketed by UTC hour. Everything that names
+ * a period or an hour goes through here so the API, the sync and the dashboard agree on boundaries.
+ */
+export function periodOf(date: Date): string {
+  return date.toISOString().slice(0, 7);
+}
+
+export function periodStart(period: string): Date {
+  const [year, month] = period.split("-").map(Number);
+  return new Date(Date.UTC(year, month - 1, 1));
+}
+
+/** The first instant of the next month: when this period's quota resets. */
+export function periodEnd(period: string): Date {
+  const [year, month] = period.split("-").map(Number);
+  return new Date(Date.UTC(year, month, 1));
+}
+
+export function previousPeriod(period: string): string {
+  return periodOf(new Date(periodStart(period).getTime() - 1));
+}
+
+export function isPeriod(value: string): boolean {
+  return /^\d{4}-(0[1-9]|1[0-2])$/.test(value);
+}
+
+/** The start of the UTC hour that `date` falls in. */
+export function hourBucket(date: Date): Date {
+  const bucket = new Date(date);
+  bucket.setUTCMinutes(0, 0, 0);
+  return bucket;
+}
+
+/** Whole seconds from `now` until the period resets (at least 1, so a Retry-After is never 0). */
+export function secondsUntilReset(period: string, now: Date): number {
+  return Math.max(1, Math.ceil((periodEnd(period).getTime() - now.getTime()) / 1000));
+}
+
+export function secondsInPeriod(period: string): number {
+  return (periodEnd(period).getTime() - periodStart(period).getTime()) / 1000;
+}
+
+/** Redis key of a user's live count for a month; the sync finds counters by the "quota:" prefix alone. */
+export function quotaKey(userId: string, period: string): string {
+  return `quota:${userId}:${period}`;
+}
+
+export const QUOTA_KEY_PATTERN = "quota:*";
+
+export function parseQuotaKey(key: string): { userId: string; period: string } | null {
+  const match = /^quota:(.+):(\d{4}-\d{2})$/.exec(key);
+  return match ? { userId: match[1], period: match[2] } : null;
+}

@@ -1,0 +1,69 @@
+import { createCookieSessionStorage, redirect } from "@remix-run/node";
+import { getUserById, type PublicUser } from "~/models/user.server";
+import { getDb } from "./db.server";
+import { getEnv } from "./env.server";
+
+const USER_SESSION_KEY = "userId";
+
+type SessionData = { userId: string };
+
+let storage: ReturnType<typeof createCookieSessionStorage<SessionData>> | undefined;
+
+function sessionStorage() {
+  const env = getEnv();
+  storage ??= createCookieSessionStorage<SessionData>({
+    cookie: {
+      name: "__sheetmeter_session",
+      httpOnly: true,
+      sameSite: "lax",
+      path: "/",
+      secrets: [env.SESSION_SECRET],
+      secure: env.NODE_ENV === "production",
+      maxAge: 60 * 60 * 24 * 30,
+    },
+  });
+  return storage;
+}
+
+function getSession(request: Request) {
+  return sessionStorage().getSession(request.headers.get("Cookie"));
+}
+
+export async function getUserId(request: Request): Promise<string | undefined> {
+  const session = await getSession(request);
+  return session.get(USER_SESSION_KEY);
+}
+
+export async function getOptionalUser(request: Request): Promise<PublicUser | null> {
+  const userId = await getUserId(request);
+  return userId ? getUserById(getDb(), userId) : null;
+}
+
+/** Only paths on this site, so `?redirectTo=` cannot send a user somewhere else after log-in. */
+export function safeRedirect(to: FormDataEntryValue | string | null | undefined, fallback = "/dashboard"): string {
+  if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.startsWith("/\\")) return fallback;
+  return to;
+}
+
+/** The signed-in user, or a redirect to /login that brings them back here afterwards. */
+export async function requireUser(request: Request): Promise<PublicUser> {
+  const user = await getOptionalUser(request);
+  if (user) return user;
+  const url = new URL(request.url);
+  const params = new URLSearchParams({ redirectTo: `${url.pathname}${url.search}` });
+  // A cookie for a deleted user would otherwise loop; logging out clears it.
+  throw redirect(`/login?${params}`, {
+    headers: { "Set-Cookie": await sessionStorage().destroySession(await getSession(request)) },
+  });
+}
+
+export async function createUserSession(request: Request, userId: string, redirectTo: string): Promise<Response> {
+  const session = await getSession(request);
+  session.set(USER_SESSION_KEY, userId);
+  return redirect(redirectTo, { headers: { "Set-Cookie": await sessionStorage().commitSession(session) } });
+}
+
+export async function logout(request: Request): Promise<Response> {
+  const session = await getSession(request);
+  return redirect("/login", { headers: { "Set-Cookie": await sessionStorage().destroySession(session) } });
+}

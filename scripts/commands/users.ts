@@ -1,0 +1,23 @@
+import { createUser } from "~/models/user.server";
+import { getDb } from "~/utils/db.server";
+import { emailSchema, newPasswordSchema } from "~/utils/validation";
+import { type AdminCommand, optionalInt, requireFlag, UsageError } from "./command";
+
+export const userCommands: Record<string, AdminCommand> = {
+  "user:create": {
+    usage: "--email E --password P [--limit N]",
+    flags: { email: { type: "string" }, password: { type: "string" }, limit: { type: "string" } },
+    async run(flags) {
+      const email = emailSchema.safeParse(requireFlag(flags, "email"));
+      if (!email.success) throw new UsageError(`--email: ${email.error.issues[0].message}`);
+      const password = newPasswordSchema.safeParse(requireFlag(flags, "password"));
+      if (!password.success) throw new UsageError(`--password: ${password.error.issues[0].message}`);
+      const user = await createUser(getDb(), {
+        email: email.data,
+        password: password.data,
+        monthlyLimit: optionalInt(flags, "limit"),
+      });
+      return { userId: user.id, email: user.email, monthlyLimit: user.monthlyLimit };
+    },
+  },
+};
