@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
+import pg from "pg";
+import { Redis as IORedis } from "ioredis";
+import { startQstash } from "../dev/qstash";
+import { startRedisRest } from "../dev/redis-rest";
+import { migrate } from "../scripts/lib/migrations";
+import { loadRawEnv } from "../app/utils/env.server";
+import { databaseUrl, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
+
+// Redis logical database reserved for the browser tests (the Vitest files use 1–14, `npm run dev` uses 0).
+const E2E_REDIS_DB = 15;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealthy(url: string, server: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`The app exited with code ${server.exitCode} before it was ready`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`The app did not answer ${url}/healthz within ${timeoutMs} ms`);
+}
+
+/**
+ * Starts the built app (`remix build` ran before `playwright test`) the way production runs it, against its own
+ * Postgres database, its own Redis keyspace behind the Upstash REST stand-in, and the QStash stand-in. Workers
+ * inherit the environment set here, so fixtures and the admin CLI reach the same services.
+ */
+export default async function globalSetup() {
+  const defaults = loadRawEnv();
+  const database = `sm_e2e_${randomBytes(5).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${database}"`);
+  const databaseURL = databaseUrl(database);
+  await migrate(databaseURL);
+
+  const flusher = new IORedis(TEST_REDIS_URL, { db: E2E_REDIS_DB });
+  await flusher.flushdb();
+  flusher.disconnect();
+  const redisToken = `e2e-${randomBytes(8).toString("hex")}`;
+  const rest = await startRedisRest({ redisUrl: TEST_REDIS_URL, token: redisToken, db: E2E_REDIS_DB });
+  const qstash = await startQstash({
+    token: defaults.QSTASH_TOKEN!,
+    currentSigningKey: defaults.QSTASH_CURRENT_SIGNING_KEY!,
+    nextSigningKey: defaults.QSTASH_NEXT_SIGNING_KEY!,
+  });
+
+  const port = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  const env = {
+    DATABASE_URL: databaseURL,
+    UPSTASH_REDIS_REST_URL: rest.url,
+    UPSTASH_REDIS_REST_TOKEN: redisToken,
+    QSTASH_URL: qstash.url,
+    APP_URL: appUrl,
+    SESSION_SECRET: randomBytes(32).toString("base64url"),
+  };
+  Object.assign(process.env, env, { E2E_BASE_URL: appUrl });
+
+  const server = spawn(
+    process.execPath,
+    [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"],
+    { env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", NODE_ENV: "production" }, stdio: "pipe" },
+  );
+  const output: string[] = [];
+  server.stdout?.on("data", (chunk) => output.push(String(chunk)));
+  server.stderr?.on("data", (chunk) => output.push(String(chunk)));
+  try {
+    await waitForHealthy(appUrl, server);
+  } catch (error) {
+    server.kill();
+    throw new Error(`${(error as Error).message}\n${output.join("")}`);
+  }
+
+  return async () => {
+    server.kill("SIGTERM");
+    await qstash.close();
+    await rest.close();
+    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await admin.end();
+    if (process.env.E2E_SERVER_LOG) console.log(output.join(""));
+  };
+}
