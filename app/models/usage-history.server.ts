@@ -1,0 +1,130 @@
+import type { Db } from "~/utils/db.server";
+import { hourBucket } from "~/utils/period";
+
+/**
+ * The persisted side of the dashboard: a customer's hourly usage snapshots over a chosen range, and their sheets.
+ * Live counts come from Redis through the quota module; this module only reads Postgres.
+ */
+
+const HOUR_MS = 3_600_000;
+
+export const USAGE_RANGES = {
+  "24h": { hours: 24 },
+  "7d": { hours: 7 * 24 },
+  "30d": { hours: 30 * 24 },
+} as const;
+
+export type UsageRange = keyof typeof USAGE_RANGES;
+
+// A week shows the shape of the month (weekday peaks, the climb toward the limit) without downsampling, and still
+// has a point per hour; 24 h is too short to tell a trend from a burst, 30 d is a click away.
+export const DEFAULT_RANGE: UsageRange = "7d";
+
+/** Chart points sent to the browser at most: enough for a smooth line on a wide screen, small enough to stay light. */
+export const MAX_CHART_POINTS = 200;
+
+export function isUsageRange(value: unknown): value is UsageRange {
+  return typeof value === "string" && Object.hasOwn(USAGE_RANGES, value);
+}
+
+/** The range asked for in the URL, or the default for anything missing or unknown (a stale bookmark, a typo). */
+export function parseRange(value: string | null | undefined): UsageRange {
+  return isUsageRange(value) ? value : DEFAULT_RANGE;
+}
+
+/** The first hour bucket the range covers, so "24 h" means the current hour and the 23 before it. */
+export function rangeStart(range: UsageRange, now: Date): Date {
+  return new Date(hourBucket(now).getTime() - (USAGE_RANGES[range].hours - 1) * HOUR_MS);
+}
+
+export interface UsagePoint {
+  hour: Date;
+  /** Calls used in `period` up to the end of `hour` (a running total that restarts each month). */
+  used: number;
+  period: string;
+}
+
+/**
+ * Thins an hour-ordered series to at most `maxPoints` by keeping, in each run of consecutive snapshots, the one with
+ * the greatest count. Counts are cumulative within a month, so the greatest is the latest: the line never hides a
+ * peak (the moment a customer neared the limit) and each kept point sits at its real hour. A bucket never spans two
+ * months, or the drop back to zero at a month's start would be swallowed by the previous month's total.
+ */
+export function downsampleCumulative<T extends UsagePoint>(points: readonly T[], maxPoints: number): T[] {
+  if (!Number.isInteger(maxPoints) || maxPoints < 1) throw new RangeError("maxPoints must be a positive integer");
+  if (points.length <= maxPoints) return [...points];
+
+  let monthChanges = 0;
+  for (let i = 1; i < points.length; i++) if (points[i].period !== points[i - 1].period) monthChanges++;
+  // Every bucket but the full ones is either cut short by a month change or the last one; reserving room for those
+  // keeps the count within maxPoints.
+  const bucketBudget = Math.max(1, maxPoints - monthChanges - 1);
+  const bucketSize = Math.ceil(points.length / bucketBudget);
+
+  const kept: T[] = [];
+  let best: T | undefined;
+  let size = 0;
+  for (const point of points) {
+    if (best && (size === bucketSize || point.period !== best.period)) {
+      kept.push(best);
+      best = undefined;
+      size = 0;
+    }
+    if (!best || point.used >= best.used) best = point;
+    size++;
+  }
+  if (best) kept.push(best);
+  // Only when there are more month changes than points allowed (a tiny maxPoints): the recent end matters most.
+  return kept.length <= maxPoints ? kept : kept.slice(kept.length - maxPoints);
+}
+
+export interface UsageHistory {
+  range: UsageRange;
+  from: Date;
+  points: UsagePoint[];
+  /** Snapshots in the range before downsampling. */
+  snapshots: number;
+  /** Whether the customer has any snapshot at all, so an empty range can be told apart from a new account. */
+  hasAnyHistory: boolean;
+}
+
+export async function getUsageHistory(
+  db: Db,
+  userId: string,
+  range: UsageRange,
+  now: Date = new Date(),
+): Promise<UsageHistory> {
+  const from = rangeStart(range, now);
+  // Served by the (userId, hour) primary key: 720 rows at most for 30 days, read in one index range scan.
+  const rows = await db.usageSnapshot.findMany({
+    where: { userId, hour: { gte: from, lte: now } },
+    select: { hour: true, used: true, period: true },
+    orderBy: { hour: "asc" },
+  });
+  const hasAnyHistory =
+    rows.length > 0 || (await db.usageSnapshot.findFirst({ where: { userId }, select: { hour: true } })) !== null;
+  return { range, from, points: downsampleCumulative(rows, MAX_CHART_POINTS), snapshots: rows.length, hasAnyHistory };
+}
+
+export interface SheetSummary {
+  id: string;
+  name: string;
+  rowCount: number;
+  createdAt: Date;
+}
+
+/** The dashboard lists a handful of sheets; the full list lives on /sheets. */
+export const DASHBOARD_SHEETS = 6;
+
+export async function getSheetSummaries(db: Db, userId: string): Promise<{ sheets: SheetSummary[]; total: number }> {
+  const [sheets, total] = await Promise.all([
+    db.sheet.findMany({
+      where: { userId },
+      select: { id: true, name: true, rowCount: true, createdAt: true },
+      orderBy: [{ createdAt: "desc" }, { id: "asc" }],
+      take: DASHBOARD_SHEETS,
+    }),
+    db.sheet.count({ where: { userId } }),
+  ]);
+  return { sheets, total };
+}
