@@ -1,0 +1,146 @@
+import type { Redis } from "@upstash/redis";
+import type { Db } from "~/utils/db.server";
+import { periodEnd, periodOf, quotaKey, secondsUntilReset } from "~/utils/period";
+
+/**
+ * The monthly quota. The live count is `quota:{userId}:{YYYY-MM}` in Redis; the hourly sync copies it into
+ * UsageSnapshot. Checking and counting a call is one EVALSHA, so concurrent calls can never be admitted past the
+ * limit and the hot path costs one Redis round trip.
+ */
+export interface QuotaOwner {
+  userId: string;
+  monthlyLimit: number;
+}
+
+export interface QuotaState {
+  used: number;
+  limit: number;
+  remaining: number;
+  period: string;
+  resetsAt: Date;
+  resetSeconds: number;
+}
+
+// A counter outlives its month by a week so the first syncs of the next month still read the final value.
+const COUNTER_GRACE_SECONDS = 7 * 24 * 60 * 60;
+
+/**
+ * KEYS[1] the counter; ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value to
+ * seed a missing counter with, or "" to only report that it is missing.
+ * Returns { status, used, limit } with status 1 = counted, 0 = over the limit (not counted), -1 = counter missing.
+ * Seeding happens in the script, after the caller read the snapshot, so two calls that both found the counter
+ * missing cannot both seed it: the second sees the first one's value and ignores its own seed.
+ */
+const CONSUME_SCRIPT = `
+local used = redis.call('GET', KEYS[1])
+local limit = tonumber(ARGV[1])
+if not used then
+  if ARGV[3] == '' then return {-1, 0, limit} end
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('EXPIREAT', KEYS[1], ARGV[2])
+  used = ARGV[3]
+end
+used = tonumber(used)
+if used >= limit then return {0, used, limit} end
+return {1, redis.call('INCR', KEYS[1]), limit}
+`;
+
+// Gives back one unit, but never creates a counter (a DECR on a missing key would start the month at -1).
+const REFUND_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return -1
+`;
+
+type ScriptResult = [status: number, used: number, limit: number];
+type QuotaScripts = { consume: ReturnType<Redis["createScript"]>; refund: ReturnType<Redis["createScript"]> };
+
+// Script objects cache their SHA-1; `exec` sends EVALSHA and falls back to EVAL (which loads the script) only
+// when Redis answers NOSCRIPT, e.g. after a restart or SCRIPT FLUSH.
+const scriptsByClient = new WeakMap<Redis, QuotaScripts>();
+
+function scriptsFor(redis: Redis): QuotaScripts {
+  let scripts = scriptsByClient.get(redis);
+  if (!scripts) {
+    scripts = { consume: redis.createScript(CONSUME_SCRIPT), refund: redis.createScript(REFUND_SCRIPT) };
+    scriptsByClient.set(redis, scripts);
+  }
+  return scripts;
+}
+
+function expiresAtSeconds(period: string): string {
+  return String(Math.floor(periodEnd(period).getTime() / 1000) + COUNTER_GRACE_SECONDS);
+}
+
+function stateOf(used: number, limit: number, period: string, now: Date): QuotaState {
+  return {
+    used,
+    limit,
+    remaining: Math.max(0, limit - used),
+    period,
+    resetsAt: periodEnd(period),
+    resetSeconds: secondsUntilReset(period, now),
+  };
+}
+
+/** The highest count the sync recorded for this user and month, or 0; usage within a month only grows. */
+export async function latestSnapshotUsed(db: Db, userId: string, period: string): Promise<number> {
+  const result = await db.usageSnapshot.aggregate({ where: { userId, period }, _max: { used: true } });
+  return result._max.used ?? 0;
+}
+
+/**
+ * Counts one call if the owner is under their limit. A missing counter (new month, flushed or failed-over Redis)
+ * costs one Postgres read and a second script call that seeds it from the latest snapshot, never from 0 when a
+ * snapshot exists. Throws when Redis cannot be reached; callers fail closed.
+ */
+export async function consumeQuota(
+  redis: Redis,
+  db: Db,
+  owner: QuotaOwner,
+  now: Date = new Date(),
+): Promise<QuotaState & { allowed: boolean }> {
+  const period = periodOf(now);
+  const key = quotaKey(owner.userId, period);
+  const { consume } = scriptsFor(redis);
+  const args = [String(owner.monthlyLimit), expiresAtSeconds(period)];
+
+  let [status, used, limit] = (await consume.exec([key], [...args, ""])) as ScriptResult;
+  if (status === -1) {
+    const seed = await latestSnapshotUsed(db, owner.userId, period);
+    [status, used, limit] = (await consume.exec([key], [...args, String(seed)])) as ScriptResult;
+  }
+  return { allowed: status === 1, ...stateOf(used, limit, period, now) };
+}
+
+/**
+ * Gives back a unit counted by `consumeQuota` for a call that then failed, so only successful calls count.
+ * Pass the period `consumeQuota` returned: a call straddling midnight at month end refunds the month it used.
+ */
+export async function refundQuota(redis: Redis, userId: string, period: string): Promise<void> {
+  await scriptsFor(redis).refund.exec([quotaKey(userId, period)], []);
+}
+
+/** The owner's usage this month, counting nothing. A missing counter reads as the latest snapshot, else 0. */
+export async function getUsage(redis: Redis, db: Db, owner: QuotaOwner, now: Date = new Date()): Promise<QuotaState> {
+  const period = periodOf(now);
+  const live = await redis.get<number | string>(quotaKey(owner.userId, period));
+  const used = live === null ? await latestSnapshotUsed(db, owner.userId, period) : Number(live);
+  return stateOf(used, owner.monthlyLimit, period, now);
+}
+
+/**
+ * Puts a lost counter back at the latest snapshot's value (SET NX: a counter that exists is never touched).
+ * Returns the counter's value afterwards. `consumeQuota` does this itself; this is for operators and tests.
+ */
+export async function restoreCounterFromSnapshot(
+  redis: Redis,
+  db: Db,
+  userId: string,
+  now: Date = new Date(),
+): Promise<number> {
+  const period = periodOf(now);
+  const key = quotaKey(userId, period);
+  const seed = await latestSnapshotUsed(db, userId, period);
+  await redis.set(key, seed, { nx: true, exat: Number(expiresAtSeconds(period)) });
+  return Number(await redis.get<number | string>(key));
+}
