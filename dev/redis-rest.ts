@@ -94,7 +94,18 @@ export async function startRedisRest(options: RedisRestOptions): Promise<RedisRe
         // from concurrent requests are still pipelined on the socket, since ioredis never waits between writes.
       }),
   );
-  await Promise.all(pool.map((connection) => connection.connect()));
+  for (const connection of pool) {
+    // Without a listener ioredis prints every failed reconnect as an unhandled error; an outage already reaches
+    // callers as 503 replies, which is where the app handles it.
+    connection.on("error", () => {});
+  }
+  try {
+    await Promise.all(pool.map((connection) => connection.connect()));
+  } catch (error) {
+    // Stop the pool's reconnect loops, or a failed start would keep retrying (and the process alive) forever.
+    for (const connection of pool) connection.disconnect();
+    throw new Error(`Redis at ${new URL(options.redisUrl).host} did not answer: ${(error as Error).message}`);
+  }
   let next = 0;
   const pick = () => pool[next++ % pool.length];
 
@@ -112,6 +123,9 @@ export async function startRedisRest(options: RedisRestOptions): Promise<RedisRe
     const batch = path === "/multi-exec" ? connection.multi() : connection.pipeline();
     for (const command of commands) batch.callBuffer(String(command[0]), ...toArgs(command));
     const results = (await batch.exec()) ?? [];
+    // ioredis reports a lost connection per command; that is an outage of the whole request, not a reply to it.
+    const outage = results.find(([error]) => error && error.name !== "ReplyError")?.[0];
+    if (outage) throw outage;
     return {
       status: 200,
       body: results.map(([error, reply]) =>
