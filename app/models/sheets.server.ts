@@ -1,0 +1,122 @@
+import { Prisma } from "~/generated/prisma/client";
+import type { Db } from "~/utils/db.server";
+import { type CellValue, type SheetRowData, typeCell } from "./csv-import.server";
+
+export interface SheetSummary {
+  id: string;
+  name: string;
+  columns: string[];
+  rowCount: number;
+  createdAt: Date;
+}
+
+/** What the API needs to validate a query against a sheet and answer it. */
+export interface SheetForQuery {
+  id: string;
+  columns: string[];
+  rowCount: number;
+}
+
+export interface SheetQuery {
+  limit: number;
+  offset: number;
+  sort?: { column: string; order: "asc" | "desc" };
+  /** Exact matches, ANDed. Column names must already be checked against the sheet's columns. */
+  filters: { column: string; value: string }[];
+  search?: string;
+}
+
+const summarySelect = { id: true, name: true, columns: true, rowCount: true, createdAt: true } as const;
+
+export function listSheets(db: Db, userId: string): Promise<SheetSummary[]> {
+  return db.sheet.findMany({ where: { userId }, select: summarySelect, orderBy: { createdAt: "desc" } });
+}
+
+/** The sheet if `userId` owns it; another owner's sheet and a missing one look the same (null). */
+export function getSheetForOwner(db: Db, userId: string, sheetId: string): Promise<SheetSummary | null> {
+  return db.sheet.findFirst({ where: { id: sheetId, userId }, select: summarySelect });
+}
+
+export function getSheetForQuery(db: Db, userId: string, sheetId: string): Promise<SheetForQuery | null> {
+  return db.sheet.findFirst({ where: { id: sheetId, userId }, select: { id: true, columns: true, rowCount: true } });
+}
+
+/** Deletes the sheet and (by cascade) its rows; false when the user has no such sheet. */
+export async function deleteSheet(db: Db, userId: string, sheetId: string): Promise<boolean> {
+  const { count } = await db.sheet.deleteMany({ where: { id: sheetId, userId } });
+  return count === 1;
+}
+
+// `\`, `%` and `_` are LIKE's own syntax; a search for "50%" means those characters literally.
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+}
+
+/**
+ * The SQL condition for `column = value`. Values were typed on import, so "1.50" must find the number 1.5 and
+ * "TRUE" the boolean true; comparing text as well finds strings that only look like numbers ("007"). An empty
+ * value finds empty cells. The column name is a bound parameter used as a JSONB key, never SQL text.
+ */
+function filterCondition(column: string, value: string): Prisma.Sql {
+  const typed: CellValue = typeCell(value);
+  if (typed === null) return Prisma.sql`("data" -> ${column}::text) = 'null'::jsonb`;
+  if (typeof typed === "string") return Prisma.sql`("data" ->> ${column}::text) = ${value}`;
+  return Prisma.sql`(("data" -> ${column}::text) = ${JSON.stringify(typed)}::jsonb OR ("data" ->> ${column}::text) = ${value})`;
+}
+
+function whereClause(sheetId: string, query: SheetQuery): Prisma.Sql {
+  const conditions = [Prisma.sql`"sheetId" = ${sheetId}`];
+  for (const { column, value } of query.filters) conditions.push(filterCondition(column, value));
+  if (query.search) {
+    // Over values only: matching the JSON text would also match column names.
+    conditions.push(
+      Prisma.sql`EXISTS (SELECT 1 FROM jsonb_each_text("data") AS cell WHERE cell.value ILIKE ${likePattern(query.search)})`,
+    );
+  }
+  return Prisma.join(conditions, " AND ");
+}
+
+function orderClause(query: SheetQuery): Prisma.Sql {
+  if (!query.sort) return Prisma.sql`"index"`;
+  // JSONB compares numbers as numbers and strings by collation. JSON null becomes SQL NULL so empty cells go last
+  // in both directions; file order breaks ties so paging is stable.
+  const direction = query.sort.order === "desc" ? Prisma.sql`DESC` : Prisma.sql`ASC`;
+  return Prisma.sql`NULLIF("data" -> ${query.sort.column}::text, 'null'::jsonb) ${direction} NULLS LAST, "index"`;
+}
+
+/**
+ * One page of rows, filtered, searched and sorted in Postgres, plus the total that matched. Rows come back with
+ * their keys in the sheet's column order (JSONB does not keep key order).
+ */
+export async function querySheetRows(
+  db: Db,
+  sheet: SheetForQuery,
+  query: SheetQuery,
+): Promise<{ rows: SheetRowData[]; total: number }> {
+  const where = whereClause(sheet.id, query);
+  const pageSql = Prisma.sql`
+    SELECT "data" FROM "SheetRow" WHERE ${where}
+    ORDER BY ${orderClause(query)} LIMIT ${query.limit} OFFSET ${query.offset}`;
+  const unfiltered = query.filters.length === 0 && !query.search;
+  const [page, total] = await Promise.all([
+    db.$queryRaw<{ data: SheetRowData }[]>(pageSql),
+    // Without conditions the total is the sheet's row count, already at hand.
+    unfiltered
+      ? Promise.resolve(sheet.rowCount)
+      : db
+          .$queryRaw<{ total: number }[]>(Prisma.sql`SELECT count(*)::int AS total FROM "SheetRow" WHERE ${where}`)
+          .then(([row]) => row.total),
+  ]);
+  const rows = page.map(({ data }) => {
+    const ordered: SheetRowData = {};
+    for (const column of sheet.columns) ordered[column] = data[column] ?? null;
+    return ordered;
+  });
+  return { rows, total };
+}
+
+/** The first rows in file order, for the preview in the UI. */
+export async function previewSheetRows(db: Db, sheet: SheetForQuery, limit = 20): Promise<SheetRowData[]> {
+  const { rows } = await querySheetRows(db, sheet, { limit, offset: 0, filters: [] });
+  return rows;
+}

@@ -1,0 +1,14 @@
+import type { LoaderFunctionArgs } from "@remix-run/node";
+import { handleSheetRequest } from "~/models/api-request.server";
+import { getDb } from "~/utils/db.server";
+import { methodNotAllowed } from "~/utils/problem.server";
+import { getRedis } from "~/utils/redis.server";
+
+/** `GET /api/v1/sheets/:sheetId` — see docs/api.md. */
+export function loader({ request, params }: LoaderFunctionArgs) {
+  return handleSheetRequest({ redis: getRedis(), db: getDb() }, request, params.sheetId ?? "");
+}
+
+export function action() {
+  return methodNotAllowed(["GET"]);
+}

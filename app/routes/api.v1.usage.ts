@@ -1,0 +1,14 @@
+import type { LoaderFunctionArgs } from "@remix-run/node";
+import { handleUsageRequest } from "~/models/api-request.server";
+import { getDb } from "~/utils/db.server";
+import { methodNotAllowed } from "~/utils/problem.server";
+import { getRedis } from "~/utils/redis.server";
+
+/** `GET /api/v1/usage` — the key owner's usage this month; consumes nothing. See docs/api.md. */
+export function loader({ request }: LoaderFunctionArgs) {
+  return handleUsageRequest({ redis: getRedis(), db: getDb() }, request);
+}
+
+export function action() {
+  return methodNotAllowed(["GET"]);
+}
