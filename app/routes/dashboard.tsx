@@ -1,23 +1,130 @@
 import type { LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { json } from "@remix-run/node";
 import { useLoaderData } from "@remix-run/react";
+import { PageHeader } from "~/components/app-shell";
+import { GeneralErrorBoundary } from "~/components/error-boundary";
+import { FirstCallGuide } from "~/components/dashboard/first-call-guide";
+import { formatCount, formatMonth } from "~/components/dashboard/format";
+import { LastSync } from "~/components/dashboard/last-sync";
+import { LiveCounter } from "~/components/dashboard/live-counter";
+import { QuotaBanner } from "~/components/dashboard/quota-banner";
+import { SheetSummary } from "~/components/dashboard/sheet-summary";
+import { liveUsageFrom, type Part } from "~/components/dashboard/types";
+import { UsageChart } from "~/components/dashboard/usage-chart";
+import { useLiveUsage } from "~/components/dashboard/use-live-usage";
+import { getUsage } from "~/models/quota.server";
+import { getLastSyncRun } from "~/models/sync-runs.server";
+import { getSheetSummaries, getUsageHistory, parseRange } from "~/models/usage-history.server";
+import { getDb } from "~/utils/db.server";
+import { getEnv } from "~/utils/env.server";
+import { periodOf } from "~/utils/period";
+import { getRedis } from "~/utils/redis.server";
 import { requireUser } from "~/utils/session.server";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
 
+// A part that has not answered by then is shown as unavailable: a hung Redis or a slow query must not hold the
+// whole page, whose other parts are ready in milliseconds.
+export const PART_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(work: () => Promise<T>, name: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${name} took longer than ${PART_TIMEOUT_MS} ms`)), PART_TIMEOUT_MS);
+  });
+  // `work` is called inside the race so a synchronous throw (a client that cannot be built) settles as a rejection.
+  return Promise.race([Promise.resolve().then(work), timeout]).finally(() => clearTimeout(timer));
+}
+
+function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value: T) => U): Part<U> {
+  if (result.status === "fulfilled") return { ok: true, data: shape(result.value) };
+  console.error(`dashboard: ${name} failed:`, result.reason);
+  return { ok: false };
+}
+
 export async function loader({ request }: LoaderFunctionArgs) {
   const user = await requireUser(request);
-  return json({ user: { email: user.email, monthlyLimit: user.monthlyLimit } });
+  const range = parseRange(new URL(request.url).searchParams.get("range"));
+  const now = new Date();
+  const db = getDb();
+  const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };
+
+  // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
+  const [usage, history, lastSync, sheets] = await Promise.allSettled([
+    withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage"),
+    withTimeout(() => getUsageHistory(db, user.id, range, now), "usage history"),
+    withTimeout(() => getLastSyncRun(db), "last sync"),
+    withTimeout(() => getSheetSummaries(db, user.id), "sheet summary"),
+  ]);
+
+  return json(
+    {
+      user: { email: user.email, monthlyLimit: user.monthlyLimit },
+      range,
+      now: now.toISOString(),
+      period: periodOf(now),
+      appUrl: getEnv().APP_URL,
+      usage: part(usage, "live usage", (value) => liveUsageFrom(value, now)),
+      history: part(history, "usage history", (value) => ({
+        from: value.from.toISOString(),
+        hasAnyHistory: value.hasAnyHistory,
+        points: value.points.map((p) => ({ hour: p.hour.toISOString(), used: p.used, period: p.period })),
+      })),
+      lastSync: part(lastSync, "last sync", (run) =>
+        run
+          ? { status: run.status, startedAt: run.startedAt.toISOString(), finishedAt: run.finishedAt?.toISOString() ?? null }
+          : null,
+      ),
+      sheets: part(sheets, "sheet summary", ({ sheets: list, total }) => ({
+        total,
+        sheets: list.map((s) => ({ id: s.id, name: s.name, rowCount: s.rowCount })),
+      })),
+    },
+    // Per-user, changing by the second: never cached by a browser or a proxy.
+    { headers: { "Cache-Control": "private, no-store" } },
+  );
 }
 
 export default function Dashboard() {
-  const { user } = useLoaderData<typeof loader>();
+  const data = useLoaderData<typeof loader>();
+  const live = useLiveUsage(data.usage.ok ? data.usage.data : null);
+  const limit = live.usage?.limit ?? data.user.monthlyLimit;
+  const sheets = data.sheets.ok ? data.sheets.data.sheets : [];
+  // A customer with no calls at all yet gets the way to make one, not an empty chart.
+  const isNewCustomer =
+    data.history.ok && !data.history.data.hasAnyHistory && live.usage !== null && live.usage.used === 0;
+
   return (
     <div>
-      <h1 className="text-2xl font-semibold">Dashboard</h1>
-      <p className="mt-2 text-slate-700">
-        Signed in as {user.email}. Your plan allows {user.monthlyLimit.toLocaleString("en-US")} calls a month.
-      </p>
+      <PageHeader
+        title="Dashboard"
+        description={`Usage for ${formatMonth(live.usage?.period ?? data.period)} (UTC). Your plan allows ${formatCount(limit)} API calls a month.`}
+      />
+      <div className="space-y-4 sm:space-y-5">
+        <QuotaBanner usage={live.usage} />
+        <div className="grid gap-4 sm:gap-5 md:grid-cols-3">
+          <div className="md:col-span-2">
+            <LiveCounter usage={live.usage} status={live.status} />
+          </div>
+          <LastSync run={data.lastSync} serverNow={data.now} />
+        </div>
+        {isNewCustomer ? (
+          <FirstCallGuide appUrl={data.appUrl} firstSheet={sheets[0] ?? null} />
+        ) : (
+          <UsageChart
+            range={data.range}
+            history={data.history}
+            live={live.usage}
+            limit={limit}
+            serverNow={data.now}
+          />
+        )}
+        <SheetSummary sheets={data.sheets} appUrl={data.appUrl} />
+      </div>
     </div>
   );
+}
+
+export function ErrorBoundary() {
+  return <GeneralErrorBoundary />;
 }

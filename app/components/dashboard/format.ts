@@ -1,0 +1,78 @@
+/**
+ * Formatting for people. Everything is fixed to en-US and UTC: quota months are UTC months, and the server and the
+ * browser must print the same text or React's hydration would disagree with the server's HTML.
+ */
+const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+const relative = new Intl.RelativeTimeFormat("en-US", { numeric: "auto" });
+
+export function formatCount(value: number): string {
+  return integer.format(value);
+}
+
+/** Axis ticks stay narrow on a phone: separators up to six digits, "1.5M" beyond. */
+export function formatAxisCount(value: number): string {
+  return Math.abs(value) >= 1_000_000 ? compact.format(value) : integer.format(value);
+}
+
+export function formatPercent(used: number, limit: number): string {
+  if (limit <= 0) return "100%";
+  return `${Math.floor((used / limit) * 100)}%`;
+}
+
+/** "November 2026" */
+export function formatMonth(period: string): string {
+  const [year, month] = period.split("-").map(Number);
+  return new Date(Date.UTC(year, month - 1, 1)).toLocaleString("en-US", {
+    month: "long",
+    year: "numeric",
+    timeZone: "UTC",
+  });
+}
+
+/** "December 1, 2026 at 00:00 UTC" */
+export function formatResetDate(iso: string): string {
+  const date = new Date(iso);
+  const day = date.toLocaleString("en-US", { month: "long", day: "numeric", year: "numeric", timeZone: "UTC" });
+  return `${day} at ${formatClock(date)} UTC`;
+}
+
+/** "Nov 29, 08:00 UTC" */
+export function formatHour(date: Date | number): string {
+  const d = new Date(date);
+  return `${d.toLocaleString("en-US", { month: "short", day: "numeric", timeZone: "UTC" })}, ${formatClock(d)} UTC`;
+}
+
+/** "2026-11-29 08:12:05 UTC", for the exact time behind a relative one. */
+export function formatExact(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** "08:00" in UTC, 24-hour, so it reads the same everywhere. */
+export function formatClock(date: Date | number): string {
+  return new Date(date).toISOString().slice(11, 16);
+}
+
+/** Axis tick for a time: the hour on a one-day range, the day otherwise. */
+export function formatTick(ms: number, hourly: boolean): string {
+  if (hourly) return formatClock(ms);
+  return new Date(ms).toLocaleString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
+}
+
+/** "12 minutes ago", "yesterday", "just now". */
+export function formatRelative(iso: string, nowMs: number): string {
+  const seconds = Math.round((new Date(iso).getTime() - nowMs) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 45) return "just now";
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
+  if (abs < 86_400) return relative.format(Math.round(seconds / 3600), "hour");
+  return relative.format(Math.round(seconds / 86_400), "day");
+}
+
+/** "3 days", "1 day", "5 hours", "12 minutes": how long until the quota resets, rounded down like a countdown. */
+export function formatDuration(seconds: number): string {
+  const plural = (n: number, unit: string) => `${formatCount(n)} ${unit}${n === 1 ? "" : "s"}`;
+  if (seconds >= 86_400) return plural(Math.floor(seconds / 86_400), "day");
+  if (seconds >= 3600) return plural(Math.floor(seconds / 3600), "hour");
+  return plural(Math.max(1, Math.floor(seconds / 60)), "minute");
+}

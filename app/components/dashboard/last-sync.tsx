@@ -1,0 +1,90 @@
+import { useEffect, useState } from "react";
+import { formatExact, formatRelative } from "./format";
+import type { Part, SyncRunView } from "./types";
+
+const MINUTE_MS = 60_000;
+
+/**
+ * "now" starts as the server's clock so the first client render matches the server's HTML, then follows the
+ * browser's clock once a minute so "12 minutes ago" keeps ageing on a page left open.
+ */
+function useNow(serverNow: string): number {
+  const [now, setNow] = useState(() => Date.parse(serverNow));
+  useEffect(() => {
+    setNow(Date.now());
+    const timer = setInterval(() => setNow(Date.now()), MINUTE_MS / 2);
+    return () => clearInterval(timer);
+  }, []);
+  return now;
+}
+
+export function LastSync({ run, serverNow }: { run: Part<SyncRunView | null>; serverNow: string }) {
+  const now = useNow(serverNow);
+  return (
+    <section
+      data-testid="last-sync"
+      aria-labelledby="last-sync-heading"
+      className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-5"
+      data-status={run.ok ? (run.data?.status ?? "never") : "unavailable"}
+      data-finished-at={run.ok ? (run.data?.finishedAt ?? "") : ""}
+    >
+      <h2 id="last-sync-heading" className="text-sm font-semibold text-slate-700">
+        History last synced
+      </h2>
+      <LastSyncBody run={run} now={now} />
+    </section>
+  );
+}
+
+function When({ iso, now }: { iso: string; now: number }) {
+  return (
+    <time dateTime={iso} title={formatExact(iso)} className="underline decoration-dotted underline-offset-2">
+      {formatRelative(iso, now)}
+    </time>
+  );
+}
+
+function LastSyncBody({ run, now }: { run: Part<SyncRunView | null>; now: number }) {
+  if (!run.ok) {
+    return <p className="mt-2 text-sm text-slate-700">Sync status is unavailable right now.</p>;
+  }
+  const last = run.data;
+  if (!last) {
+    return (
+      <>
+        <p className="mt-2 text-2xl font-semibold text-slate-900">Never</p>
+        <p className="mt-1 text-sm text-slate-600">Usage is copied into your history every hour; the chart fills in then.</p>
+      </>
+    );
+  }
+  if (last.status === "failed") {
+    return (
+      <>
+        <p className="mt-2 text-lg font-semibold text-red-800">
+          Failed <When iso={last.finishedAt ?? last.startedAt} now={now} />
+        </p>
+        <p className="mt-1 text-sm text-slate-700">
+          Your live count is unaffected; the chart may miss the latest hour until the next sync succeeds.
+        </p>
+      </>
+    );
+  }
+  if (last.status === "running" || last.status === "continued" || !last.finishedAt) {
+    return (
+      <>
+        <p className="mt-2 text-lg font-semibold text-slate-900">In progress</p>
+        <p className="mt-1 text-sm text-slate-600">
+          Started <When iso={last.startedAt} now={now} />.
+        </p>
+      </>
+    );
+  }
+  return (
+    <>
+      <p className="mt-2 text-2xl font-semibold text-slate-900">
+        <When iso={last.finishedAt} now={now} />
+      </p>
+      <p className="mt-1 text-sm text-slate-600">Synced every hour. Calls since then show as "now" on the chart.</p>
+    </>
+  );
+}

@@ -1,0 +1,56 @@
+/**
+ * The dashboard's data as it crosses the wire: plain JSON, dates as ISO strings. The loader and the live resource
+ * route both produce these shapes, so the page and its polling agree on what a value means.
+ */
+
+export interface LiveUsage {
+  used: number;
+  limit: number;
+  remaining: number;
+  /** The UTC month the count belongs to, "YYYY-MM". */
+  period: string;
+  /** When the quota resets (the first instant of the next UTC month). */
+  resetsAt: string;
+  /** When the server read the count; also the clock that "resets in …" is measured from. */
+  at: string;
+}
+
+export interface ChartPoint {
+  hour: string;
+  used: number;
+  period: string;
+}
+
+export interface SyncRunView {
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface SheetSummaryView {
+  id: string;
+  name: string;
+  rowCount: number;
+}
+
+/** One part of the page: its data, or the fact that it could not be loaded (the part renders its own message). */
+export type Part<T> = { ok: true; data: T } | { ok: false };
+
+export function liveUsageFrom(
+  usage: { used: number; limit: number; remaining: number; period: string; resetsAt: Date },
+  at: Date,
+): LiveUsage {
+  return {
+    used: usage.used,
+    limit: usage.limit,
+    remaining: usage.remaining,
+    period: usage.period,
+    resetsAt: usage.resetsAt.toISOString(),
+    at: at.toISOString(),
+  };
+}
+
+/** Where a sheet's rows are served; shown on the dashboard and in the first-call guide. */
+export function sheetEndpoint(appUrl: string, sheetId: string): string {
+  return `${appUrl}/api/v1/sheets/${sheetId}`;
+}

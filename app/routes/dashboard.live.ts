@@ -1,0 +1,35 @@
+import type { LoaderFunctionArgs } from "@remix-run/node";
+import { json } from "@remix-run/node";
+import { liveUsageFrom } from "~/components/dashboard/types";
+import { getUsage } from "~/models/quota.server";
+import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
+import { getOptionalUser } from "~/utils/session.server";
+
+/**
+ * GET /dashboard/live: the signed-in customer's live count, polled by the dashboard every few seconds. Reads
+ * only; it consumes no quota. Answers JSON in every case (401 rather than a redirect to /login, 503 when Redis is
+ * down) because a script, not a person, reads it.
+ */
+const noStore = { "Cache-Control": "private, no-store" };
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  const user = await getOptionalUser(request).catch((error: unknown) => {
+    console.error("dashboard live: user lookup failed:", error);
+    return undefined;
+  });
+  if (user === undefined) {
+    return json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
+  }
+  if (!user) {
+    return json({ error: "Your session has ended; log in again." }, { status: 401, headers: noStore });
+  }
+  const now = new Date();
+  try {
+    const usage = await getUsage(getRedis(), getDb(), { userId: user.id, monthlyLimit: user.monthlyLimit }, now);
+    return json(liveUsageFrom(usage, now), { headers: noStore });
+  } catch (error) {
+    console.error("dashboard live: reading usage failed:", error);
+    return json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
+  }
+}
