@@ -1,0 +1,233 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { json } from "@remix-run/node";
+import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import { useEffect, useRef, useState } from "react";
+import { z } from "zod";
+import { Field, FormError, primaryButton } from "~/components/forms";
+import { GeneralErrorBoundary } from "~/components/error-boundary";
+import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
+import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
+import { requireUser } from "~/utils/session.server";
+
+export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
+
+const dateFormat = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
+
+// Formatted on the server in UTC, so the browser renders the same text it hydrates.
+function formatDate(date: Date | null): string | null {
+  return date ? `${dateFormat.format(date)} UTC` : null;
+}
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  const user = await requireUser(request);
+  const keys = await listApiKeys(getDb(), user.id);
+  return json({
+    keys: keys.map((key) => ({
+      id: key.id,
+      name: key.name,
+      prefix: key.prefix,
+      createdAt: formatDate(key.createdAt)!,
+      lastUsedAt: formatDate(key.lastUsedAt),
+      revokedAt: formatDate(key.revokedAt),
+    })),
+  });
+}
+
+const nameSchema = z
+  .string({ error: "Name the key." })
+  .trim()
+  .min(1, "Name the key, e.g. after the app that will use it.")
+  .max(MAX_KEY_NAME_LENGTH, `Use at most ${MAX_KEY_NAME_LENGTH} characters.`);
+
+type ActionData =
+  | { intent: "create"; created: { name: string; key: string } }
+  | { intent: "create"; error: string }
+  | { intent: "revoke"; error?: string };
+
+export async function action({ request }: ActionFunctionArgs) {
+  const user = await requireUser(request);
+  const form = await request.formData();
+  const intent = form.get("intent");
+  if (intent === "create") {
+    const name = nameSchema.safeParse(form.get("name") ?? "");
+    if (!name.success) {
+      return json<ActionData>({ intent: "create", error: name.error.issues[0].message }, { status: 400 });
+    }
+    // The full key travels back once, in this response only; it is never stored or put in a URL.
+    const { key } = await createApiKey(getDb(), user.id, name.data);
+    return json<ActionData>({ intent: "create", created: { name: name.data, key } });
+  }
+  if (intent === "revoke") {
+    const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? ""));
+    if (!found) return json<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
+    return json<ActionData>({ intent: "revoke" });
+  }
+  return json<ActionData>({ intent: "create", error: "Unknown action." }, { status: 400 });
+}
+
+export default function KeysPage() {
+  const { keys } = useLoaderData<typeof loader>();
+  const actionData = useActionData<typeof action>();
+  const navigation = useNavigation();
+  const creating = navigation.state === "submitting" && navigation.formData?.get("intent") === "create";
+  const formRef = useRef<HTMLFormElement>(null);
+  const created = actionData && "created" in actionData ? actionData.created : null;
+
+  useEffect(() => {
+    if (created) formRef.current?.reset();
+  }, [created]);
+
+  return (
+    <div className="space-y-8">
+      <div>
+        <h1 className="text-2xl font-semibold">API keys</h1>
+        <p className="mt-1 text-slate-700">
+          Send a key as <code className="rounded bg-slate-100 px-1 text-sm">Authorization: Bearer sm_live_…</code> to
+          call your <Link to="/sheets" className="font-medium text-indigo-700 underline">sheets</Link>. Every call
+          counts against your monthly quota.
+        </p>
+      </div>
+
+      {created ? <NewKey name={created.name} apiKey={created.key} /> : null}
+
+      <section aria-labelledby="create-heading" className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6">
+        <h2 id="create-heading" className="text-lg font-semibold">
+          Create a key
+        </h2>
+        <Form ref={formRef} method="post" className="mt-4 flex flex-col gap-3 sm:flex-row sm:items-end" noValidate>
+          <input type="hidden" name="intent" value="create" />
+          <div className="sm:flex-1">
+            <Field
+              label="Name"
+              name="name"
+              required
+              maxLength={MAX_KEY_NAME_LENGTH}
+              placeholder="e.g. Website, Zapier, staging"
+              error={actionData && "error" in actionData && actionData.intent === "create" ? actionData.error : undefined}
+            />
+          </div>
+          <button type="submit" className={primaryButton} disabled={creating}>
+            {creating ? "Creating…" : "Create key"}
+          </button>
+        </Form>
+      </section>
+
+      <section aria-labelledby="keys-heading">
+        <h2 id="keys-heading" className="text-lg font-semibold">
+          Your keys
+        </h2>
+        {actionData?.intent === "revoke" && actionData.error ? (
+          <div className="mt-3">
+            <FormError message={actionData.error} />
+          </div>
+        ) : null}
+        {keys.length === 0 ? (
+          <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
+            <svg aria-hidden="true" viewBox="0 0 24 24" className="mx-auto h-10 w-10 text-slate-400" fill="none" stroke="currentColor" strokeWidth="1.5">
+              <circle cx="8" cy="15" r="4" />
+              <path d="M11 12l9-9M16 7l3 3M14 9l2 2" />
+            </svg>
+            <p className="mt-3 font-medium text-slate-900">No API keys yet</p>
+            <p className="mt-1 text-sm text-slate-600">
+              Create one above, one per app or environment, so you can revoke one without breaking the others.
+            </p>
+          </div>
+        ) : (
+          <ul className="mt-3 divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white shadow-sm">
+            {keys.map((key) => (
+              <li key={key.id} className="flex flex-col gap-2 p-4 sm:flex-row sm:items-center sm:justify-between">
+                <div className="min-w-0">
+                  <p className="flex flex-wrap items-center gap-2">
+                    <span className="break-words font-medium">{key.name}</span>
+                    {key.revokedAt ? (
+                      <span className="rounded bg-slate-200 px-1.5 py-0.5 text-xs font-medium text-slate-700">Revoked</span>
+                    ) : (
+                      <span className="rounded bg-green-100 px-1.5 py-0.5 text-xs font-medium text-green-800">Active</span>
+                    )}
+                  </p>
+                  <p className="mt-1 font-mono text-sm text-slate-700">{key.prefix}…</p>
+                  <p className="mt-1 text-xs text-slate-600">
+                    Created {key.createdAt} · {key.lastUsedAt ? `Last used ${key.lastUsedAt}` : "Never used"}
+                    {key.revokedAt ? ` · Revoked ${key.revokedAt}` : ""}
+                  </p>
+                </div>
+                {key.revokedAt ? null : <RevokeKey keyId={key.id} name={key.name} />}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
+  return (
+    <section role="status" aria-labelledby="new-key-heading" className="rounded-lg border border-amber-300 bg-amber-50 p-4 sm:p-6">
+      <h2 id="new-key-heading" className="text-lg font-semibold text-amber-950">
+        Your new key “{name}”
+      </h2>
+      <p className="mt-1 text-sm text-amber-900">
+        Copy it now and keep it somewhere safe. It is shown only this once; we store only a hash of it.
+      </p>
+      <div className="mt-3 flex items-center gap-2">
+        <code data-testid="new-api-key" className="min-w-0 flex-1 break-all rounded bg-white px-2 py-1.5 font-mono text-sm text-slate-900">
+          {apiKey}
+        </code>
+        <CopyButton text={apiKey} label="Copy key" />
+      </div>
+    </section>
+  );
+}
+
+/** A <details> confirmation: works without JavaScript, and a stray click cannot revoke a key in use. */
+function RevokeKey({ keyId, name }: { keyId: string; name: string }) {
+  return (
+    <details className="shrink-0">
+      <summary className="cursor-pointer list-none rounded border border-red-200 px-3 py-1.5 text-center text-sm text-red-700 hover:bg-red-50">
+        Revoke…
+      </summary>
+      <Form method="post" className="mt-2 max-w-xs rounded border border-red-200 bg-red-50 p-3 text-sm">
+        <input type="hidden" name="intent" value="revoke" />
+        <input type="hidden" name="keyId" value={keyId} />
+        <p className="text-red-900">Revoke “{name}”? Calls with it fail within a second. This cannot be undone.</p>
+        <button type="submit" className="mt-2 rounded bg-red-700 px-3 py-1.5 font-medium text-white hover:bg-red-800">
+          Revoke key
+        </button>
+      </Form>
+    </details>
+  );
+}
+
+/**
+ * Copies to the clipboard and says so for two seconds (announced through aria-live). The clipboard API exists only
+ * in secure contexts, so on a plain-http deployment the button says to copy by hand instead of failing silently.
+ */
+function CopyButton({ text, label }: { text: string; label: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return (
+    <button
+      type="button"
+      className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-sm font-medium hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          setState("copied");
+        } catch {
+          setState("failed");
+        }
+        clearTimeout(timer.current);
+        timer.current = setTimeout(() => setState("idle"), 2000);
+      }}
+    >
+      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : label}</span>
+    </button>
+  );
+}
+
+export function ErrorBoundary() {
+  return <GeneralErrorBoundary />;
+}

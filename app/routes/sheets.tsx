@@ -1,0 +1,341 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import {
+  json,
+  MaxPartSizeExceededError,
+  redirect,
+  unstable_createMemoryUploadHandler,
+  unstable_parseMultipartFormData,
+} from "@remix-run/node";
+import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import { useEffect, useRef, useState } from "react";
+import { FormError, primaryButton } from "~/components/forms";
+import { GeneralErrorBoundary } from "~/components/error-boundary";
+import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
+import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
+import { getDb } from "~/utils/db.server";
+import { getEnv } from "~/utils/env.server";
+import { requireUser } from "~/utils/session.server";
+
+export const meta: MetaFunction = () => [{ title: "Sheets · Sheetmeter" }];
+
+// The multipart body also carries boundaries and the name field; this is the most a 10 MB file can add up to.
+const MAX_UPLOAD_BODY_BYTES = MAX_CSV_BYTES + 64 * 1024;
+const PREVIEW_ROWS = 20;
+
+/** `?preview=<sheetId>` opens that sheet's first rows under its entry, so previews work without JavaScript. */
+export async function loader({ request }: LoaderFunctionArgs) {
+  const user = await requireUser(request);
+  const url = new URL(request.url);
+  const db = getDb();
+  const sheets = await listSheets(db, user.id);
+  const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
+  return json({
+    apiBase: `${getEnv().APP_URL}/api/v1/sheets/`,
+    sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
+    preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
+    justImported: previewed !== undefined && url.searchParams.has("imported"),
+  });
+}
+
+type ActionData = { error: string };
+
+export async function action({ request }: ActionFunctionArgs) {
+  const user = await requireUser(request);
+  const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
+  if (!isUpload) {
+    const form = await request.formData();
+    if (form.get("intent") !== "delete") return json<ActionData>({ error: "Unknown action." }, { status: 400 });
+    await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
+    return redirect("/sheets");
+  }
+
+  // Refuse an oversize upload before reading it, when the client says how big it is; the upload handler's own
+  // limit catches bodies that do not.
+  if (Number(request.headers.get("Content-Length") ?? 0) > MAX_UPLOAD_BODY_BYTES) {
+    return json<ActionData>({ error: tooLarge }, { status: 413 });
+  }
+  let form: FormData;
+  try {
+    form = await unstable_parseMultipartFormData(
+      request,
+      unstable_createMemoryUploadHandler({ maxPartSize: MAX_CSV_BYTES }),
+    );
+  } catch (error) {
+    if (error instanceof MaxPartSizeExceededError) return json<ActionData>({ error: tooLarge }, { status: 413 });
+    throw error;
+  }
+  const file = form.get("file");
+  if (!(file instanceof File) || file.size === 0) {
+    return json<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
+  }
+  const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
+  try {
+    const { sheetId } = await importSheet(getDb(), {
+      userId: user.id,
+      name,
+      bytes: new Uint8Array(await file.arrayBuffer()),
+    });
+    return redirect(`/sheets?preview=${sheetId}&imported=1`);
+  } catch (error) {
+    if (error instanceof CsvImportError) return json<ActionData>({ error: error.message }, { status: error.status });
+    throw error;
+  }
+}
+
+const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
+
+const dateFormat = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" });
+
+// Formatted on the server in UTC, so the browser renders the same text it hydrates.
+function formatDate(date: Date): string {
+  return dateFormat.format(date);
+}
+
+export default function SheetsPage() {
+  const { sheets, apiBase, preview, justImported } = useLoaderData<typeof loader>();
+  const actionData = useActionData<typeof action>();
+  const navigation = useNavigation();
+  const uploading = navigation.state === "submitting" && navigation.formEncType === "multipart/form-data";
+
+  return (
+    <div className="space-y-8">
+      <div>
+        <h1 className="text-2xl font-semibold">Sheets</h1>
+        <p className="mt-1 text-slate-700">Upload a CSV and every row is available as JSON from its own endpoint.</p>
+      </div>
+
+      <section aria-labelledby="upload-heading" className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6">
+        <h2 id="upload-heading" className="text-lg font-semibold">
+          Upload a CSV
+        </h2>
+        <p className="mt-1 text-sm text-slate-600">
+          UTF-8, comma- or semicolon-separated, first row as column names. Up to 10 MB and 100,000 rows.
+        </p>
+        <Form method="post" encType="multipart/form-data" className="mt-4 space-y-4">
+          <div>
+            <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
+              CSV file
+            </label>
+            <input
+              id="csv-file"
+              name="file"
+              type="file"
+              accept=".csv,text/csv"
+              required
+              className="mt-1 block w-full text-sm text-slate-700 file:mr-3 file:rounded file:border-0 file:bg-indigo-50 file:px-3 file:py-2 file:text-sm file:font-medium file:text-indigo-800 hover:file:bg-indigo-100"
+            />
+          </div>
+          <div>
+            <label htmlFor="sheet-name" className="block text-sm font-medium text-slate-800">
+              Name <span className="font-normal text-slate-500">(optional, defaults to the file name)</span>
+            </label>
+            <input
+              id="sheet-name"
+              name="name"
+              type="text"
+              maxLength={100}
+              className="mt-1 block w-full rounded border border-slate-300 bg-white px-3 py-2 text-base shadow-sm focus:border-indigo-600 focus:outline-none focus:ring-2 focus:ring-indigo-600"
+            />
+          </div>
+          <FormError message={actionData?.error} />
+          <button type="submit" className={`${primaryButton} w-full sm:w-auto`} disabled={uploading}>
+            {uploading ? "Uploading…" : "Upload"}
+          </button>
+        </Form>
+      </section>
+
+      <section aria-labelledby="sheets-heading">
+        <h2 id="sheets-heading" className="text-lg font-semibold">
+          Your sheets
+        </h2>
+        {sheets.length === 0 ? (
+          <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
+            <svg aria-hidden="true" viewBox="0 0 24 24" className="mx-auto h-10 w-10 text-slate-400" fill="none" stroke="currentColor" strokeWidth="1.5">
+              <path d="M3 5h18v14H3zM3 10h18M3 15h18M9 5v14M15 5v14" />
+            </svg>
+            <p className="mt-3 font-medium text-slate-900">No sheets yet</p>
+            <p className="mt-1 text-sm text-slate-600">
+              Upload a CSV above. You will get an endpoint URL to call with an{" "}
+              <Link to="/keys" className="font-medium text-indigo-700 underline">
+                API key
+              </Link>
+              .
+            </p>
+          </div>
+        ) : (
+          <ul className="mt-3 space-y-3">
+            {sheets.map((sheet) => (
+              <li key={sheet.id} className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm">
+                <div className="flex flex-wrap items-baseline justify-between gap-2">
+                  <h3 className="min-w-0 break-words text-base font-semibold">{sheet.name}</h3>
+                  <p className="text-sm text-slate-600">
+                    {sheet.rowCount.toLocaleString("en-US")} {sheet.rowCount === 1 ? "row" : "rows"} ·{" "}
+                    {sheet.columns.length} {sheet.columns.length === 1 ? "column" : "columns"} · {sheet.createdAt}
+                  </p>
+                </div>
+                <EndpointUrl url={`${apiBase}${sheet.id}`} />
+                <div className="mt-3 flex flex-wrap items-start gap-3">
+                  {preview?.sheetId === sheet.id ? (
+                    <Link to="/sheets" preventScrollReset className={secondaryButton}>
+                      Close preview
+                    </Link>
+                  ) : (
+                    <Link to={`/sheets?preview=${sheet.id}`} preventScrollReset className={secondaryButton}>
+                      Preview
+                    </Link>
+                  )}
+                  <DeleteSheet sheetId={sheet.id} name={sheet.name} rowCount={sheet.rowCount} />
+                </div>
+                {preview?.sheetId === sheet.id ? (
+                  <SheetPreview
+                    columns={sheet.columns}
+                    rows={preview.rows}
+                    rowCount={sheet.rowCount}
+                    justImported={justImported}
+                  />
+                ) : null}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </div>
+  );
+}
+
+const secondaryButton = "rounded border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-100";
+
+type CellValue = string | number | boolean | null;
+
+function SheetPreview({
+  columns,
+  rows,
+  rowCount,
+  justImported,
+}: {
+  columns: string[];
+  rows: Record<string, CellValue>[];
+  rowCount: number;
+  justImported: boolean;
+}) {
+  return (
+    <div className="mt-4">
+      {justImported ? (
+        <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
+          Imported {rowCount.toLocaleString("en-US")} {rowCount === 1 ? "row" : "rows"}. Call the endpoint above with an{" "}
+          <Link to="/keys" className="font-medium underline">
+            API key
+          </Link>
+          .
+        </p>
+      ) : null}
+      {rows.length === 0 ? (
+        <p className="text-sm text-slate-600">This sheet has column names but no rows.</p>
+      ) : (
+        <>
+          {/* Wide sheets scroll sideways inside the card instead of widening the page on a phone. */}
+          <div className="overflow-x-auto rounded border border-slate-200">
+            <table className="min-w-full divide-y divide-slate-200 text-left text-sm">
+              <caption className="sr-only">First rows of the sheet</caption>
+              <thead className="bg-slate-50">
+                <tr>
+                  {columns.map((column) => (
+                    <th key={column} scope="col" className="whitespace-nowrap px-3 py-2 font-semibold text-slate-800">
+                      {column}
+                    </th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody className="divide-y divide-slate-100 bg-white">
+                {rows.map((row, i) => (
+                  <tr key={i}>
+                    {columns.map((column) => (
+                      <td key={column} className="max-w-xs truncate whitespace-nowrap px-3 py-1.5 text-slate-700">
+                        <Cell value={row[column]} />
+                      </td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <p className="mt-2 text-xs text-slate-500">
+            Showing the first {rows.length} of {rowCount.toLocaleString("en-US")} rows, with the types the API returns.
+          </p>
+        </>
+      )}
+    </div>
+  );
+}
+
+function Cell({ value }: { value: CellValue }) {
+  if (value === null) return <span className="text-slate-400">empty</span>;
+  if (typeof value === "string") return <>{value}</>;
+  // Numbers and booleans in monospace, so a customer sees which values will come back typed.
+  return <code className="text-indigo-800">{String(value)}</code>;
+}
+
+function EndpointUrl({ url }: { url: string }) {
+  return (
+    <div className="mt-2 flex items-center gap-2">
+      <code className="min-w-0 flex-1 truncate rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm" title={url}>
+        {url}
+      </code>
+      <CopyButton text={url} label="Copy URL" />
+    </div>
+  );
+}
+
+/**
+ * Copies to the clipboard and says so for two seconds (announced through aria-live). The clipboard API exists only
+ * in secure contexts, so on a plain-http deployment the button says to copy by hand instead of failing silently.
+ */
+function CopyButton({ text, label }: { text: string; label: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return (
+    <button
+      type="button"
+      className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-sm font-medium hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          setState("copied");
+        } catch {
+          setState("failed");
+        }
+        clearTimeout(timer.current);
+        timer.current = setTimeout(() => setState("idle"), 2000);
+      }}
+    >
+      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : label}</span>
+    </button>
+  );
+}
+
+/** A <details> confirmation: works without JavaScript, and a stray click cannot delete anything. */
+function DeleteSheet({ sheetId, name, rowCount }: { sheetId: string; name: string; rowCount: number }) {
+  return (
+    <details className="group">
+      <summary className="cursor-pointer list-none rounded border border-red-200 px-3 py-1.5 text-sm text-red-700 hover:bg-red-50">
+        Delete…
+      </summary>
+      <Form method="post" action="/sheets" className="mt-2 rounded border border-red-200 bg-red-50 p-3 text-sm">
+        <input type="hidden" name="intent" value="delete" />
+        <input type="hidden" name="sheetId" value={sheetId} />
+        <p className="text-red-900">
+          Delete “{name}” and its {rowCount.toLocaleString("en-US")} rows? API calls to it will get 404. This cannot be
+          undone.
+        </p>
+        <button type="submit" className="mt-2 rounded bg-red-700 px-3 py-1.5 font-medium text-white hover:bg-red-800">
+          Delete sheet
+        </button>
+      </Form>
+    </details>
+  );
+}
+
+export function ErrorBoundary() {
+  return <GeneralErrorBoundary />;
+}
