@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
 import { type AdminCommand, UsageError } from "./commands/command";
+import { keyCommands } from "./commands/keys";
+import { sheetCommands } from "./commands/sheets";
 import { userCommands } from "./commands/users";
 
 /**
@@ -8,6 +10,8 @@ import { userCommands } from "./commands/users";
  */
 const commands: Record<string, AdminCommand> = {
   ...userCommands,
+  ...keyCommands,
+  ...sheetCommands,
 };
 
 function usage(): string {
