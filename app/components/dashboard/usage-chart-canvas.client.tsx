@@ -11,7 +11,7 @@ import {
   type DotItemDotProps,
   type TooltipContentProps,
 } from "recharts";
-import { chartCeiling, type ChartDatum } from "./chart-data";
+import { type ChartDatum, xTicks, yTicks } from "./chart-data";
 import { formatAxisCount, formatClock, formatCount, formatHour, formatTick } from "./format";
 
 /**
@@ -59,6 +59,7 @@ export function UsageChartCanvas({
   to: number;
   hourly: boolean;
 }) {
+  const yAxisTicks = yTicks(data, limit);
   return (
     <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height: 288 }}>
       <ComposedChart data={data} margin={{ top: 16, right: 12, bottom: 4, left: 4 }}>
@@ -68,13 +69,15 @@ export function UsageChartCanvas({
           type="number"
           scale="time"
           domain={[from, to]}
+          ticks={xTicks(from, to, hourly)}
           tickFormatter={(ms: number) => formatTick(ms, hourly)}
           tick={{ fill: AXIS_TEXT, fontSize: 12 }}
           stroke={AXIS_TEXT}
           minTickGap={28}
         />
         <YAxis
-          domain={[0, chartCeiling(data, limit)]}
+          domain={[0, yAxisTicks.at(-1) ?? 1]}
+          ticks={yAxisTicks}
           allowDecimals={false}
           tickFormatter={formatAxisCount}
           tick={{ fill: AXIS_TEXT, fontSize: 12 }}

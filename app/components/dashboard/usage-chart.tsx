@@ -1,11 +1,16 @@
 import { Link } from "@remix-run/react";
-import type { ReactNode } from "react";
+import { lazy, Suspense, type ReactNode } from "react";
 import type { UsageRange } from "~/models/usage-history.server";
 import { buildChartData } from "./chart-data";
 import { formatCount, formatHour } from "./format";
 import type { ChartPoint, LiveUsage, Part } from "./types";
-import { UsageChartCanvas } from "./usage-chart-canvas.client";
 import { useHydrated } from "./use-hydrated";
+
+// recharts and its dependencies are most of the page's JavaScript; loading them in their own chunk after hydration
+// keeps the counter and the rest of the page interactive sooner.
+const UsageChartCanvas = lazy(() =>
+  import("./usage-chart-canvas.client").then((module) => ({ default: module.UsageChartCanvas })),
+);
 
 export const RANGE_OPTIONS: { value: UsageRange; label: string; long: string }[] = [
   { value: "24h", label: "24 h", long: "the last 24 hours" },
@@ -71,7 +76,7 @@ export function UsageChart({
           </Message>
         )}
       </div>
-      <Legend />
+      <Legend showLive={live !== null} />
     </section>
   );
 }
@@ -130,11 +135,11 @@ function ChartBody({
       </figcaption>
       <div className={PLOT_BOX}>
         {hydrated ? (
-          <UsageChartCanvas data={data} limit={limit} from={from} to={to} hourly={hourly} />
+          <Suspense fallback={<ChartPlaceholder />}>
+            <UsageChartCanvas data={data} limit={limit} from={from} to={to} hourly={hourly} />
+          </Suspense>
         ) : (
-          <div aria-hidden="true" className="flex h-full w-full animate-pulse items-center justify-center rounded bg-slate-100">
-            <span className="text-sm text-slate-600">Loading chart…</span>
-          </div>
+          <ChartPlaceholder />
         )}
       </div>
       {points.length === 0 ? (
@@ -146,6 +151,14 @@ function ChartBody({
   );
 }
 
+function ChartPlaceholder() {
+  return (
+    <div aria-hidden="true" className="flex h-full w-full animate-pulse items-center justify-center rounded bg-slate-100">
+      <span className="text-sm text-slate-600">Loading chart…</span>
+    </div>
+  );
+}
+
 function Message({ children }: { children: ReactNode }) {
   return (
     <div className={`${PLOT_BOX} flex items-center justify-center rounded border border-dashed border-slate-300 px-6`}>
@@ -154,17 +167,19 @@ function Message({ children }: { children: ReactNode }) {
   );
 }
 
-function Legend() {
+function Legend({ showLive }: { showLive: boolean }) {
   return (
     <ul className="mt-3 flex flex-wrap gap-x-5 gap-y-1 text-xs text-slate-700" aria-label="Chart legend">
       <li className="flex items-center gap-1.5">
         <span aria-hidden="true" className="inline-block h-0.5 w-5 bg-indigo-700" />
         Synced hourly
       </li>
-      <li className="flex items-center gap-1.5">
-        <span aria-hidden="true" className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white" />
-        Now — not yet synced
-      </li>
+      {showLive ? (
+        <li className="flex items-center gap-1.5">
+          <span aria-hidden="true" className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white" />
+          Now — not yet synced
+        </li>
+      ) : null}
       <li className="flex items-center gap-1.5">
         <span aria-hidden="true" className="inline-block w-5 border-t-2 border-dashed border-red-700" />
         Monthly limit

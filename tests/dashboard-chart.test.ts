@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { buildChartData, xTicks, yTicks } from "~/components/dashboard/chart-data";
+import { formatDuration, formatRelative } from "~/components/dashboard/format";
+import type { LiveUsage } from "~/components/dashboard/types";
+
+const live = (used: number, at: string, period = at.slice(0, 7)): LiveUsage => ({
+  used,
+  limit: 1000,
+  remaining: 1000 - used,
+  period,
+  resetsAt: "2026-12-01T00:00:00.000Z",
+  at,
+});
+
+describe("chart data", () => {
+  it("joins the last synced point to the live value with a pending segment", () => {
+    const data = buildChartData(
+      [
+        { hour: "2026-11-29T07:00:00.000Z", used: 10, period: "2026-11" },
+        { hour: "2026-11-29T08:00:00.000Z", used: 14, period: "2026-11" },
+      ],
+      live(21, "2026-11-29T08:40:00.000Z"),
+    );
+    expect(data).toEqual([
+      { t: Date.parse("2026-11-29T07:00:00Z"), synced: 10 },
+      { t: Date.parse("2026-11-29T08:00:00Z"), synced: 14, pending: 14 },
+      { t: Date.parse("2026-11-29T08:40:00Z"), pending: 21, live: true },
+    ]);
+  });
+
+  it("does not draw a slope across a month change, and shows a lone live point without history", () => {
+    const acrossMonths = buildChartData(
+      [{ hour: "2026-11-30T23:00:00.000Z", used: 900, period: "2026-11" }],
+      live(3, "2026-12-01T00:10:00.000Z"),
+    );
+    expect(acrossMonths[0].pending).toBeUndefined();
+    expect(acrossMonths[1]).toMatchObject({ pending: 3, live: true });
+    expect(buildChartData([], live(7, "2026-11-29T08:40:00.000Z"))).toEqual([
+      { t: Date.parse("2026-11-29T08:40:00Z"), pending: 7, live: true },
+    ]);
+    expect(buildChartData([], null)).toEqual([]);
+  });
+
+  it("puts the limit under a round ceiling with round ticks", () => {
+    expect(yTicks([], 10_000)).toEqual([0, 2000, 4000, 6000, 8000, 10_000, 12_000]);
+    expect(yTicks([], 1000)).toEqual([0, 200, 400, 600, 800, 1000, 1200]);
+    expect(yTicks([{ t: 0, synced: 2500 }], 1000).at(-1)).toBeGreaterThanOrEqual(2500);
+    expect(yTicks([], 5)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    for (const limit of [1, 7, 99, 12_345, 2_000_000]) {
+      const ticks = yTicks([], limit);
+      expect(ticks.length).toBeLessThanOrEqual(7);
+      expect(ticks.at(-1)).toBeGreaterThan(limit);
+      expect(ticks.every(Number.isInteger)).toBe(true);
+    }
+  });
+
+  it("places time ticks on whole UTC hours and midnights", () => {
+    const to = Date.parse("2026-11-29T08:40:00Z");
+    expect(xTicks(to - 23 * 3_600_000, to, true).map((t) => new Date(t).getUTCHours() % 3)).not.toContain(1);
+    const week = xTicks(to - 7 * 86_400_000, to, false);
+    expect(week).toHaveLength(7);
+    expect(week.every((t) => t % 86_400_000 === 0)).toBe(true);
+    expect(xTicks(to - 30 * 86_400_000, to, false).length).toBeLessThanOrEqual(7);
+  });
+});
+
+describe("formatting", () => {
+  it("speaks in relative time and countdowns", () => {
+    const now = Date.parse("2026-11-29T08:40:00Z");
+    expect(formatRelative("2026-11-29T08:28:00Z", now)).toBe("12 minutes ago");
+    expect(formatRelative("2026-11-29T08:39:40Z", now)).toBe("just now");
+    expect(formatRelative("2026-11-28T08:40:00Z", now)).toBe("yesterday");
+    expect(formatDuration(2 * 86_400 + 5)).toBe("2 days");
+    expect(formatDuration(86_400)).toBe("1 day");
+    expect(formatDuration(3 * 3600 + 1)).toBe("3 hours");
+    expect(formatDuration(30)).toBe("1 minute");
+  });
+});
