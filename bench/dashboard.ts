@@ -164,7 +164,8 @@ async function main() {
     for (const range of Object.keys(USAGE_RANGES) as UsageRange[]) {
       const samples: number[] = [];
       for (let i = 0; i < ITERATIONS; i++) samples.push(await time(callDashboard(range)));
-      const points = (await (await callDashboard(range)()).json()).history.data.points.length;
+      const { history } = await (await callDashboard(range)()).json();
+      const points = history.ok ? history.data.points.length : 0;
       results[range] = { ...summarize(samples), points };
       log(`dashboard ?range=${range.padEnd(3)}  p50 ${results[range].p50} ms  p95 ${results[range].p95} ms  p99 ${results[range].p99} ms  (${points} points)`);
     }
