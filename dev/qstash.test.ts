@@ -2,6 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client, Receiver } from "@upstash/qstash";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ensureHourlySchedule, HOURLY_CRON } from "../scripts/lib/schedule";
 import { startQstash, type QstashServer } from "./qstash";
 
 const token = "qstash-test-token";
@@ -228,6 +229,31 @@ describe("schedules", () => {
     expect(matching).toHaveLength(1);
     expect(matching[0].cron).toBe("0 0 * * *");
     await client.schedules.delete("stable");
+  });
+
+  it("keeps exactly one hourly schedule per destination however often it is ensured", async () => {
+    const url = `${destination.url}/api/cron/update-usage`;
+    const other = `${destination.url}/elsewhere`;
+    const { scheduleId: handMade } = await client.schedules.create({ destination: url, cron: "30 * * * *" });
+    const { scheduleId: unrelated } = await client.schedules.create({ destination: other, cron: HOURLY_CRON });
+
+    const first = await ensureHourlySchedule(client, url);
+    const second = await ensureHourlySchedule(client, url);
+    expect(second).toBe(first);
+    const schedules = await client.schedules.list();
+    expect(schedules.filter((s) => s.destination === url).map((s) => [s.scheduleId, s.cron])).toEqual([
+      [first, HOURLY_CRON],
+    ]);
+    expect(schedules.map((s) => s.scheduleId)).not.toContain(handMade);
+    expect(schedules.map((s) => s.scheduleId)).toContain(unrelated);
+
+    await qstash.fireDueSchedules(new Date("2031-03-04T10:00:00Z"));
+    const deliveries = destination.received.filter((r) => r.path === "/api/cron/update-usage");
+    expect(deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({ body: "{}" });
+    expect(deliveries[0].headers["upstash-schedule-id"]).toBe(first);
+    await client.schedules.delete(first);
+    await client.schedules.delete(unrelated);
   });
 
   it("rejects a cron that is not five valid fields", async () => {
