@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { getSchema, type Field, type Model, type ModelAttribute } from "@mrleebo/prisma-ast";
+import { getSchema, type Field, type Model, type BlockAttribute } from "@mrleebo/prisma-ast";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -30,7 +30,7 @@ const fieldsOf = (model: Model) =>
     (property): property is Field => property.type === "field" && !modelNames.has(String(property.fieldType)),
   );
 
-const columnList = (attribute: ModelAttribute): string[] => {
+const columnList = (attribute: BlockAttribute): string[] => {
   const value = attribute.args?.[0]?.value as { type: string; args: string[] } | undefined;
   return value?.type === "array" ? value.args.map(String) : [];
 };

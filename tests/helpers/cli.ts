@@ -12,7 +12,7 @@ export interface CliResult {
 }
 
 /** Runs `npm run admin -- …` the way an operator would (a child process), against this test file's services. */
-export function runAdmin(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+export function runAdmin(args: string[], env: Record<string, string | undefined> = {}): CliResult {
   const result = spawnSync(TSX, ["scripts/admin.ts", ...args], {
     env: { ...process.env, ...env },
     encoding: "utf8",
