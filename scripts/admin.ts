@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { type AdminCommand, UsageError } from "./commands/command";
 import { keyCommands } from "./commands/keys";
 import { sheetCommands } from "./commands/sheets";
+import { syncCommands } from "./commands/sync";
 import { userCommands } from "./commands/users";
 
 /**
@@ -10,6 +11,7 @@ import { userCommands } from "./commands/users";
  */
 const commands: Record<string, AdminCommand> = {
   ...userCommands,
+  ...syncCommands,
   ...keyCommands,
   ...sheetCommands,
 };
