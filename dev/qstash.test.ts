@@ -139,7 +139,10 @@ describe("publishing", () => {
     await qstash.idle();
     expect(qstash.messages().find((m) => m.messageId === messageId)).toMatchObject({
       state: "delivered",
-      attempts: [{ retried: 0, status: 500 }, { retried: 1, status: 200 }],
+      attempts: [
+        { retried: 0, status: 500 },
+        { retried: 1, status: 200 },
+      ],
     });
   });
 
@@ -260,7 +263,9 @@ describe("schedules", () => {
     await expect(
       client.schedules.create({ destination: `${destination.url}/x`, cron: "0 0 * * * *" }),
     ).rejects.toMatchObject({ status: 400 });
-    await expect(client.schedules.create({ destination: `${destination.url}/x`, cron: "61 * * * *" })).rejects.toMatchObject({
+    await expect(
+      client.schedules.create({ destination: `${destination.url}/x`, cron: "61 * * * *" }),
+    ).rejects.toMatchObject({
       status: 400,
     });
   });

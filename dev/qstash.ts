@@ -168,7 +168,10 @@ function parseDestination(raw: string): string {
   try {
     url = new URL(decoded);
   } catch {
-    throw new HttpError(400, `destination must be an absolute http(s) URL; URL groups are not supported locally: ${raw}`);
+    throw new HttpError(
+      400,
+      `destination must be an absolute http(s) URL; URL groups are not supported locally: ${raw}`,
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new HttpError(400, `destination must be an http(s) URL: ${raw}`);
@@ -184,7 +187,8 @@ function readPublishHeaders(req: http.IncomingMessage) {
     return Array.isArray(value) ? value.join(", ") : value;
   };
   for (const [name, feature] of Object.entries(UNSUPPORTED_HEADERS)) {
-    if (single(name) !== undefined) throw new HttpError(400, `${feature} are not supported by the local QStash stand-in`);
+    if (single(name) !== undefined)
+      throw new HttpError(400, `${feature} are not supported by the local QStash stand-in`);
   }
   for (const name of Object.keys(req.headers)) {
     const value = single(name);
@@ -238,10 +242,13 @@ export async function startQstash(options: QstashOptions): Promise<QstashServer>
   let closed = false;
 
   const later = (ms: number, run: () => void) => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      run();
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer);
+        run();
+      },
+      Math.max(0, ms),
+    );
     timers.add(timer);
   };
 
@@ -283,7 +290,10 @@ export async function startQstash(options: QstashOptions): Promise<QstashServer>
 
     const controller = new AbortController();
     inFlight.add(controller);
-    const timeout = setTimeout(() => controller.abort(new Error(`timed out after ${message.timeoutMs}ms`)), message.timeoutMs);
+    const timeout = setTimeout(
+      () => controller.abort(new Error(`timed out after ${message.timeoutMs}ms`)),
+      message.timeoutMs,
+    );
     const started = Date.now();
     const record: DeliveryAttempt = { retried, at: now().toISOString(), durationMs: 0 };
     let detail = "";
@@ -435,7 +445,9 @@ export async function startQstash(options: QstashOptions): Promise<QstashServer>
           destination: schedule.destination,
           method: schedule.method,
           body: schedule.body,
-          headers: Object.fromEntries(Object.entries(schedule.header).map(([name, values]) => [name, values.join(", ")])),
+          headers: Object.fromEntries(
+            Object.entries(schedule.header).map(([name, values]) => [name, values.join(", ")]),
+          ),
           retries: schedule.retries,
           delayMs: schedule.delay * 1000,
           timeoutMs: schedule.timeoutMs,

@@ -70,7 +70,12 @@ export function redact(url: string): string {
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const probe = new IORedis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  const probe = new IORedis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
   probe.on("error", () => {});
   try {
     await probe.connect();
@@ -179,7 +184,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // (b) the REST and QStash stand-ins
     let rest: RedisRestServer | undefined;
     if (wantRestStandIn) {
-      rest = await startRedisRest({ redisUrl, token: restToken, port: options.redisRestPort ?? portOf(restUrlFromEnv) });
+      rest = await startRedisRest({
+        redisUrl,
+        token: restToken,
+        port: options.redisRestPort ?? portOf(restUrlFromEnv),
+      });
       stops.push(() => rest!.close());
     }
     const restUrl = rest?.url ?? restUrlFromEnv;
