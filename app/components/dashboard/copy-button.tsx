@@ -4,24 +4,28 @@ import { useHydrated } from "./use-hydrated";
 /** Copies `text`; rendered only once hydrated, since without JavaScript it could not do anything. */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const hydrated = useHydrated();
-  const [copied, setCopied] = useState(false);
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   useEffect(() => {
-    if (!copied) return;
-    const timer = setTimeout(() => setCopied(false), 2000);
+    if (state === "idle") return;
+    const timer = setTimeout(() => setState("idle"), 2500);
     return () => clearTimeout(timer);
-  }, [copied]);
+  }, [state]);
   if (!hydrated) return null;
   return (
     <button
       type="button"
       aria-label={label}
       onClick={() => {
-        // Clipboard access can be refused (insecure origin, permissions); the text stays selectable then.
-        navigator.clipboard?.writeText(text).then(() => setCopied(true), () => {});
+        // The Clipboard API exists only on secure origins and can be refused; then say so rather than do nothing.
+        if (!navigator.clipboard) return setState("failed");
+        navigator.clipboard.writeText(text).then(
+          () => setState("copied"),
+          () => setState("failed"),
+        );
       }}
       className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-xs font-medium text-slate-800 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
     >
-      <span aria-live="polite">{copied ? "Copied" : "Copy"}</span>
+      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : "Copy"}</span>
     </button>
   );
 }

@@ -38,7 +38,7 @@ export function LastSync({ run, serverNow }: { run: Part<SyncRunView | null>; se
 
 function When({ iso, now }: { iso: string; now: number }) {
   return (
-    <time dateTime={iso} title={formatExact(iso)} className="underline decoration-dotted underline-offset-2">
+    <time dateTime={iso} title={formatExact(iso)} className="underline decoration-slate-400 decoration-dotted decoration-2 underline-offset-4">
       {formatRelative(iso, now)}
     </time>
   );

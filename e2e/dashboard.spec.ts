@@ -1,0 +1,180 @@
+import { Client as QstashClient } from "@upstash/qstash";
+import { Redis } from "@upstash/redis";
+import { refreshApiKeyCacheForUser } from "../app/models/api-keys.server";
+import { loadRawEnv } from "../app/utils/env.server";
+import { hourBucket, periodOf } from "../app/utils/period";
+import { expect, test, uniqueEmail } from "./fixtures";
+
+const CSV = ["sku,name,price", "A-1,Anvil,120", "B-2,Bucket,7.5", "C-3,Crate,19"].join("\n");
+const LIVE_TIMEOUT = 12_000;
+
+/** The server's clients for the e2e services (global-setup put their addresses in this process's environment). */
+function e2eRedis(): Redis {
+  return new Redis({
+    url: process.env.UPSTASH_REDIS_REST_URL!,
+    token: process.env.UPSTASH_REDIS_REST_TOKEN!,
+    enableTelemetry: false,
+  });
+}
+
+test("a customer watches the live counter move, the sync persist it, and the quota run out", async ({
+  page,
+  request,
+  db,
+  baseURL,
+}) => {
+  test.setTimeout(120_000);
+  const email = uniqueEmail("dashboard");
+  const password = "a long enough password";
+  try {
+    // Sign up: a new customer lands on the dashboard and is shown how to make a first call, not an empty chart.
+    await page.goto("/signup");
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await expect(page).toHaveURL(/\/dashboard$/);
+    await expect(page.getByTestId("first-call-guide")).toBeVisible();
+    await expect(page.getByTestId("first-call-guide")).toContainText('curl -H "Authorization: Bearer sm_live_…"');
+    await expect(page.getByTestId("live-used")).toHaveText("0");
+    const syncBefore = await page.getByTestId("last-sync").getAttribute("data-finished-at");
+    const user = await db.user.findUniqueOrThrow({ where: { email }, select: { id: true } });
+
+    // Upload a CSV.
+    await page.getByRole("link", { name: "Sheets", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "Sheets", level: 1 })).toBeVisible();
+    await page.getByLabel("CSV file").setInputFiles({ name: "tools.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "tools" })).toBeVisible();
+    const sheet = await db.sheet.findFirstOrThrow({ where: { userId: user.id }, select: { id: true } });
+
+    // Create a key (shown once).
+    await page.getByRole("link", { name: "API keys", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "API keys", level: 1 })).toBeVisible();
+    await page.getByLabel("Name").fill("e2e");
+    await page.getByRole("button", { name: "Create key", exact: true }).click();
+    await expect(page.getByTestId("new-api-key")).toBeVisible();
+    const apiKey = (await page.getByTestId("new-api-key").textContent())!.trim();
+    expect(apiKey).toMatch(/^sm_live_/);
+
+    // The dashboard now lists the sheet with its endpoint, still with the first-call guide.
+    await page.getByRole("link", { name: "Dashboard", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "Dashboard", level: 1 })).toBeVisible();
+    await expect(page.getByTestId("sheet-summary")).toContainText(`${baseURL}/api/v1/sheets/${sheet.id}`);
+    await expect(page.getByTestId("sheet-summary")).toContainText("3 rows");
+    await expect(page.getByTestId("first-call-guide")).toContainText(`/api/v1/sheets/${sheet.id}`);
+
+    // Seven calls from outside the browser; the counter catches up on its own, without a reload.
+    const callApi = () =>
+      request.get(`/api/v1/sheets/${sheet.id}`, { headers: { Authorization: `Bearer ${apiKey}` } });
+    for (let i = 0; i < 7; i++) expect((await callApi()).status()).toBe(200);
+    let navigations = 0;
+    page.on("framenavigated", (frame) => {
+      if (frame === page.mainFrame()) navigations++;
+    });
+    await expect(page.getByTestId("live-used")).toHaveText("7", { timeout: LIVE_TIMEOUT });
+    expect(navigations).toBe(0);
+    await expect(page.getByTestId("live-counter")).toContainText("993");
+    // With usage, the guide gives way to the chart, whose only point so far is the live one.
+    await expect(page.getByTestId("usage-chart")).toHaveAttribute("data-synced-points", "0");
+    await expect(page.getByTestId("usage-chart").locator(".recharts-surface")).toBeVisible();
+
+    // A signed sync, delivered by the local QStash stand-in to the cron route as QStash would.
+    const raw = loadRawEnv();
+    const qstash = new QstashClient({ baseUrl: process.env.QSTASH_URL!, token: raw.QSTASH_TOKEN!, enableTelemetry: false });
+    const publishedAt = new Date();
+    await qstash.publishJSON({ url: `${baseURL}/api/cron/update-usage`, body: {} });
+    await expect
+      .poll(
+        async () =>
+          db.usageSnapshot.findUnique({
+            where: { userId_hour: { userId: user.id, hour: hourBucket(new Date()) } },
+            select: { used: true },
+          }),
+        { timeout: 20_000 },
+      )
+      .toEqual({ used: 7 });
+    const run = await db.syncRun.findFirstOrThrow({
+      where: { startedAt: { gte: new Date(publishedAt.getTime() - 1000) }, status: "succeeded" },
+      orderBy: { finishedAt: "desc" },
+    });
+    expect(run.messageId).toBeTruthy();
+
+    await page.reload();
+    await expect(page.getByTestId("usage-chart")).toHaveAttribute("data-synced-points", "1");
+    await expect(page.getByTestId("usage-chart").locator(".recharts-surface")).toBeVisible();
+    const syncAfter = await page.getByTestId("last-sync").getAttribute("data-finished-at");
+    expect(syncAfter).toBeTruthy();
+    expect(syncAfter).not.toBe(syncBefore);
+    await expect(page.getByTestId("last-sync")).toHaveAttribute("data-status", "succeeded");
+    await expect(page.getByTestId("last-sync")).toContainText(/just now|minute ago/);
+
+    // Use up the quota: lower the limit to 10 (as an operator would, refreshing the key cache), then call until
+    // the API refuses. Exactly three more calls fit.
+    await db.user.update({ where: { id: user.id }, data: { monthlyLimit: 10 } });
+    await refreshApiKeyCacheForUser(e2eRedis(), db, user.id);
+    // The app keeps each key for up to a second in memory on top of the Redis cache.
+    await page.waitForTimeout(1100);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await callApi()).status());
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const refused = await callApi();
+    expect(refused.status()).toBe(429);
+    expect(refused.headers()["retry-after"]).toMatch(/^\d+$/);
+    expect(refused.headers()["content-type"]).toContain("application/problem+json");
+    // The banner promises that the usage endpoint keeps answering; hold it to that.
+    const usage = await request.get("/api/v1/usage", { headers: { Authorization: `Bearer ${apiKey}` } });
+    expect(usage.status()).toBe(200);
+    expect(await usage.json()).toMatchObject({ used: 10, limit: 10, remaining: 0 });
+
+    // The 100 % banner appears on its own and says what happens next.
+    const banner = page.getByTestId("quota-banner");
+    await expect(banner).toHaveAttribute("data-level", "exhausted", { timeout: LIVE_TIMEOUT });
+    await expect(banner).toContainText("429 Too Many Requests");
+    await expect(banner).toContainText(/until your quota resets on \w+ 1, \d{4} at 00:00 UTC/);
+    await expect(page.getByTestId("live-used")).toHaveText("10");
+    await expect(page.getByTestId("live-counter")).toContainText("/ 10");
+    await expect(page.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "10");
+
+    await page.screenshot({ path: "test-results/dashboard-desktop.png", fullPage: true });
+
+    // A phone: everything fits the width, nothing scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await expect(page.getByTestId("usage-chart").locator(".recharts-surface")).toBeVisible();
+    const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+    expect(widths.scroll).toBeLessThanOrEqual(widths.view);
+    await page.screenshot({ path: "test-results/dashboard-phone.png", fullPage: true });
+  } finally {
+    await db.user.deleteMany({ where: { email } });
+  }
+});
+
+test("the chart range lives in the URL and is reachable from the keyboard", async ({ loggedInPage: page, user, db }) => {
+  // Two days of history so every range has points to draw.
+  const now = hourBucket(new Date());
+  await db.usageSnapshot.createMany({
+    data: Array.from({ length: 48 }, (_, i) => {
+      const hour = new Date(now.getTime() - (47 - i) * 3_600_000);
+      return { userId: user.id, period: periodOf(hour), hour, used: (i + 1) * 5 };
+    }),
+  });
+
+  await page.goto("/dashboard?range=nonsense");
+  const chart = page.getByTestId("usage-chart");
+  await expect(chart).toHaveAttribute("data-range", "7d");
+  await expect(chart.getByRole("heading")).toHaveText("Usage over the last 7 days");
+
+  // Tab from the top of the page to the "30 d" choice and follow it with Enter.
+  const target = page.getByRole("link", { name: "Show the last 30 days" });
+  for (let i = 0; i < 25 && !(await target.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press("Tab");
+  }
+  await expect(target).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page).toHaveURL(/\?range=30d$/);
+  await expect(chart).toHaveAttribute("data-range", "30d");
+  await expect(page.getByRole("link", { name: "Show the last 30 days" })).toHaveAttribute("aria-current", "page");
+
+  await page.goto("/dashboard?range=24h");
+  await expect(chart).toHaveAttribute("data-range", "24h");
+  await expect(chart).toHaveAttribute("data-synced-points", "24");
+});
