@@ -52,7 +52,12 @@ function percentile(sorted: number[], p: number): number {
 
 function summarize(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: percentile(sorted, 100) };
+  return {
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: percentile(sorted, 100),
+  };
 }
 
 /**
@@ -167,7 +172,9 @@ async function main() {
       const { history } = await (await callDashboard(range)()).json();
       const points = history.ok ? history.data.points.length : 0;
       results[range] = { ...summarize(samples), points };
-      log(`dashboard ?range=${range.padEnd(3)}  p50 ${results[range].p50} ms  p95 ${results[range].p95} ms  p99 ${results[range].p99} ms  (${points} points)`);
+      log(
+        `dashboard ?range=${range.padEnd(3)}  p50 ${results[range].p50} ms  p95 ${results[range].p95} ms  p99 ${results[range].p99} ms  (${points} points)`,
+      );
     }
     const liveSamples: number[] = [];
     for (let i = 0; i < ITERATIONS; i++) liveSamples.push(await time(callLive));

@@ -42,7 +42,9 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     // Upload a CSV.
     await page.getByRole("link", { name: "Sheets", exact: true }).click();
     await expect(page.getByRole("heading", { name: "Sheets", level: 1 })).toBeVisible();
-    await page.getByLabel("CSV file").setInputFiles({ name: "tools.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
+    await page
+      .getByLabel("CSV file")
+      .setInputFiles({ name: "tools.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
     await page.getByRole("button", { name: "Upload", exact: true }).click();
     await expect(page.getByRole("heading", { name: "tools" })).toBeVisible();
     const sheet = await db.sheet.findFirstOrThrow({ where: { userId: user.id }, select: { id: true } });
@@ -64,8 +66,7 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     await expect(page.getByTestId("first-call-guide")).toContainText(`/api/v1/sheets/${sheet.id}`);
 
     // Seven calls from outside the browser; the counter catches up on its own, without a reload.
-    const callApi = () =>
-      request.get(`/api/v1/sheets/${sheet.id}`, { headers: { Authorization: `Bearer ${apiKey}` } });
+    const callApi = () => request.get(`/api/v1/sheets/${sheet.id}`, { headers: { Authorization: `Bearer ${apiKey}` } });
     for (let i = 0; i < 7; i++) expect((await callApi()).status()).toBe(200);
     let navigations = 0;
     page.on("framenavigated", (frame) => {
@@ -80,7 +81,11 @@ test("a customer watches the live counter move, the sync persist it, and the quo
 
     // A signed sync, delivered by the local QStash stand-in to the cron route as QStash would.
     const raw = loadRawEnv();
-    const qstash = new QstashClient({ baseUrl: process.env.QSTASH_URL!, token: raw.QSTASH_TOKEN!, enableTelemetry: false });
+    const qstash = new QstashClient({
+      baseUrl: process.env.QSTASH_URL!,
+      token: raw.QSTASH_TOKEN!,
+      enableTelemetry: false,
+    });
     const publishedAt = new Date();
     await qstash.publishJSON({ url: `${baseURL}/api/cron/update-usage`, body: {} });
     await expect
@@ -140,7 +145,10 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     // A phone: everything fits the width, nothing scrolls sideways.
     await page.setViewportSize({ width: 390, height: 844 });
     await expect(page.getByTestId("usage-chart").locator(".recharts-surface")).toBeVisible();
-    const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+    const widths = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      view: window.innerWidth,
+    }));
     expect(widths.scroll).toBeLessThanOrEqual(widths.view);
     await page.screenshot({ path: "test-results/dashboard-phone.png", fullPage: true });
   } finally {
@@ -148,7 +156,11 @@ test("a customer watches the live counter move, the sync persist it, and the quo
   }
 });
 
-test("the chart range lives in the URL and is reachable from the keyboard", async ({ loggedInPage: page, user, db }) => {
+test("the chart range lives in the URL and is reachable from the keyboard", async ({
+  loggedInPage: page,
+  user,
+  db,
+}) => {
   // Two days of history so every range has points to draw.
   const now = hourBucket(new Date());
   await db.usageSnapshot.createMany({

@@ -72,7 +72,11 @@ export async function loader({ request }: LoaderFunctionArgs) {
       })),
       lastSync: part(lastSync, "last sync", (run) =>
         run
-          ? { status: run.status, startedAt: run.startedAt.toISOString(), finishedAt: run.finishedAt?.toISOString() ?? null }
+          ? {
+              status: run.status,
+              startedAt: run.startedAt.toISOString(),
+              finishedAt: run.finishedAt?.toISOString() ?? null,
+            }
           : null,
       ),
       sheets: part(sheets, "sheet summary", ({ sheets: list, total }) => ({
@@ -111,13 +115,7 @@ export default function Dashboard() {
         {isNewCustomer ? (
           <FirstCallGuide appUrl={data.appUrl} firstSheet={sheets[0] ?? null} />
         ) : (
-          <UsageChart
-            range={data.range}
-            history={data.history}
-            live={live.usage}
-            limit={limit}
-            serverNow={data.now}
-          />
+          <UsageChart range={data.range} history={data.history} live={live.usage} limit={limit} serverNow={data.now} />
         )}
         <SheetSummary sheets={data.sheets} appUrl={data.appUrl} />
       </div>

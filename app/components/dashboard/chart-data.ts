@@ -36,7 +36,9 @@ export function yTicks(data: readonly ChartDatum[], limit: number): number[] {
   const target = Math.max(1, Math.max(limit, highest) * 1.08);
   let step = 1;
   for (let magnitude = 1; ; magnitude *= 10) {
-    const found = [1, 2, 2.5, 5].map((f) => f * magnitude).find((s) => Number.isInteger(s) && target / s <= MAX_Y_INTERVALS);
+    const found = [1, 2, 2.5, 5]
+      .map((f) => f * magnitude)
+      .find((s) => Number.isInteger(s) && target / s <= MAX_Y_INTERVALS);
     if (found) {
       step = found;
       break;

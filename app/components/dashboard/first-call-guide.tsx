@@ -37,7 +37,9 @@ export function FirstCallGuide({ appUrl, firstSheet }: { appUrl: string; firstSh
                 Upload a CSV
               </Link>{" "}
               on the Sheets page. Each sheet gets an endpoint like{" "}
-              <code className="break-all rounded bg-slate-100 px-1 text-xs">{appUrl}/api/v1/sheets/&lt;sheet-id&gt;</code>
+              <code className="break-all rounded bg-slate-100 px-1 text-xs">
+                {appUrl}/api/v1/sheets/&lt;sheet-id&gt;
+              </code>
             </>
           )}
         </li>
@@ -48,8 +50,8 @@ export function FirstCallGuide({ appUrl, firstSheet }: { appUrl: string; firstSh
           . It is shown once; keep it somewhere safe.
         </li>
         <li>
-          Call your endpoint with the key in the <code className="rounded bg-slate-100 px-1 text-xs">Authorization</code>{" "}
-          header:
+          Call your endpoint with the key in the{" "}
+          <code className="rounded bg-slate-100 px-1 text-xs">Authorization</code> header:
           <div className="mt-2 flex items-start gap-2">
             <pre className="min-w-0 flex-1 whitespace-pre-wrap break-all rounded bg-slate-900 px-3 py-2 text-xs text-slate-50">
               <code>{curl}</code>

@@ -38,7 +38,11 @@ export function LastSync({ run, serverNow }: { run: Part<SyncRunView | null>; se
 
 function When({ iso, now }: { iso: string; now: number }) {
   return (
-    <time dateTime={iso} title={formatExact(iso)} className="underline decoration-slate-400 decoration-dotted decoration-2 underline-offset-4">
+    <time
+      dateTime={iso}
+      title={formatExact(iso)}
+      className="underline decoration-slate-400 decoration-dotted decoration-2 underline-offset-4"
+    >
       {formatRelative(iso, now)}
     </time>
   );
@@ -53,7 +57,9 @@ function LastSyncBody({ run, now }: { run: Part<SyncRunView | null>; now: number
     return (
       <>
         <p className="mt-2 text-2xl font-semibold text-slate-900">Never</p>
-        <p className="mt-1 text-sm text-slate-600">Usage is copied into your history every hour; the chart fills in then.</p>
+        <p className="mt-1 text-sm text-slate-600">
+          Usage is copied into your history every hour; the chart fills in then.
+        </p>
       </>
     );
   }

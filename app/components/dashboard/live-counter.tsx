@@ -97,7 +97,9 @@ function LiveStatusNote({ usage, status }: { usage: LiveUsage | null; status: Li
           Live · updated {formatClock(Date.parse(usage.at))} UTC
         </span>
       ) : status === "stale" ? (
-        <span className="text-amber-900">Could not refresh; showing the count from {formatClock(Date.parse(usage.at))} UTC. Retrying…</span>
+        <span className="text-amber-900">
+          Could not refresh; showing the count from {formatClock(Date.parse(usage.at))} UTC. Retrying…
+        </span>
       ) : (
         <span className="text-amber-900">Session ended; reload to see the latest count.</span>
       )}

@@ -20,10 +20,12 @@ export function QuotaBanner({ usage }: { usage: LiveUsage | null }) {
         data-level="exhausted"
         className="rounded-lg border border-red-300 bg-red-50 px-4 py-3 text-sm text-red-900"
       >
-        <p className="font-semibold">You have used all {formatCount(usage.limit)} calls for {formatMonth(usage.period)}.</p>
+        <p className="font-semibold">
+          You have used all {formatCount(usage.limit)} calls for {formatMonth(usage.period)}.
+        </p>
         <p className="mt-1">
-          API calls are now answered with <strong>429 Too Many Requests</strong> (with a Retry-After header) until
-          your quota resets on <strong>{resets}</strong>. Calls to <code>/api/v1/usage</code> still work.
+          API calls are now answered with <strong>429 Too Many Requests</strong> (with a Retry-After header) until your
+          quota resets on <strong>{resets}</strong>. Calls to <code>/api/v1/usage</code> still work.
         </p>
       </div>
     );
@@ -41,8 +43,8 @@ export function QuotaBanner({ usage }: { usage: LiveUsage | null }) {
         {formatCount(usage.limit)} calls).
       </p>
       <p className="mt-1">
-        After the remaining {formatCount(usage.remaining)} calls, API calls will be answered with 429 Too Many
-        Requests until your quota resets on {resets}.
+        After the remaining {formatCount(usage.remaining)} calls, API calls will be answered with 429 Too Many Requests
+        until your quota resets on {resets}.
       </p>
     </div>
   );

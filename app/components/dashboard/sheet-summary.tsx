@@ -27,7 +27,9 @@ export function SheetSummary({
         </Link>
       </div>
       {!sheets.ok ? (
-        <p className="mt-3 text-sm text-slate-700">Your sheets cannot be listed right now; try reloading in a minute.</p>
+        <p className="mt-3 text-sm text-slate-700">
+          Your sheets cannot be listed right now; try reloading in a minute.
+        </p>
       ) : sheets.data.sheets.length === 0 ? (
         <p className="mt-3 text-sm text-slate-700">
           No sheets yet.{" "}

@@ -153,7 +153,10 @@ function ChartBody({
 
 function ChartPlaceholder() {
   return (
-    <div aria-hidden="true" className="flex h-full w-full animate-pulse items-center justify-center rounded bg-slate-100">
+    <div
+      aria-hidden="true"
+      className="flex h-full w-full animate-pulse items-center justify-center rounded bg-slate-100"
+    >
       <span className="text-sm text-slate-600">Loading chart…</span>
     </div>
   );
@@ -176,7 +179,10 @@ function Legend({ showLive }: { showLive: boolean }) {
       </li>
       {showLive ? (
         <li className="flex items-center gap-1.5">
-          <span aria-hidden="true" className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white" />
+          <span
+            aria-hidden="true"
+            className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white"
+          />
           Now — not yet synced
         </li>
       ) : null}
