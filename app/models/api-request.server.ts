@@ -194,37 +194,78 @@ export function handleSheetRequest(deps: ApiDeps, request: Request, sheetId: str
       });
     }
 
-    const metered = !isQuotaBypassed();
-    let quota: (QuotaState & { allowed: boolean }) | undefined;
-    if (metered) {
-      quota = await viaRedis(() => consumeQuota(deps.redis, deps.db, owner));
-      if (!quota.allowed) {
-        return problem(
-          {
-            status: 429,
-            type: "quota-exceeded",
-            title: "Monthly quota exceeded",
-            detail: `This account has used all ${quota.limit} calls of ${quota.period}. The quota resets at ${quota.resetsAt.toISOString()}.`,
-          },
-          { ...rateLimitHeaders(quota), "Retry-After": String(quota.resetSeconds) },
-        );
-      }
+    if (isQuotaBypassed()) {
+      const result = await querySheetRows(deps.db, sheet, parsed.query);
+      noteApiKeyUsed(deps.db, owner.keyId);
+      return rowsResponse(result, parsed.query);
     }
 
-    let result: Awaited<ReturnType<typeof querySheetRows>>;
-    try {
-      result = await querySheetRows(deps.db, sheet, parsed.query);
-    } catch (error) {
+    // The quota check (Redis) and the rows query (Postgres) run side by side, so a call waits for the slower of
+    // the two instead of their sum. Rows read for a call that turns out to be over quota are thrown away; once an
+    // owner has been refused, their next calls for a second check first, so a client that keeps calling past its
+    // quota does not keep Postgres busy.
+    const overlap = !recentlyRefused(owner.userId);
+    const rowsQuery = overlap ? querySheetRows(deps.db, sheet, parsed.query) : undefined;
+    // Settled at once so a rows failure is never an unhandled rejection while the quota answer is awaited.
+    const rowsSettled = rowsQuery?.then(
+      (rows) => ({ ok: true as const, rows }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    const quota = await viaRedis(() => consumeQuota(deps.redis, deps.db, owner));
+    if (!quota.allowed) {
+      noteRefused(owner.userId);
+      return problem(
+        {
+          status: 429,
+          type: "quota-exceeded",
+          title: "Monthly quota exceeded",
+          detail: `This account has used all ${quota.limit} calls of ${quota.period}. The quota resets at ${quota.resetsAt.toISOString()}.`,
+        },
+        { ...rateLimitHeaders(quota), "Retry-After": String(quota.resetSeconds) },
+      );
+    }
+
+    const rows = rowsSettled
+      ? await rowsSettled
+      : await querySheetRows(deps.db, sheet, parsed.query).then(
+          (result) => ({ ok: true as const, rows: result }),
+          (error: unknown) => ({ ok: false as const, error }),
+        );
+    if (!rows.ok) {
       // Only successful calls count: give the unit back. If Redis fails too, the error that matters is the first.
-      if (quota) await refundQuota(deps.redis, owner.userId, quota.period).catch(() => undefined);
-      throw error;
+      await refundQuota(deps.redis, owner.userId, quota.period).catch(() => undefined);
+      throw rows.error;
     }
     noteApiKeyUsed(deps.db, owner.keyId);
-    return json(
-      { data: result.rows, meta: { total: result.total, limit: parsed.query.limit, offset: parsed.query.offset } },
-      { headers: { ...(quota ? rateLimitHeaders(quota) : {}), "Cache-Control": "no-store" } },
-    );
+    return rowsResponse(rows.rows, parsed.query, quota);
   });
+}
+
+function rowsResponse(
+  result: { rows: unknown[]; total: number },
+  query: SheetQuery,
+  quota?: QuotaState,
+): Response {
+  return json(
+    { data: result.rows, meta: { total: result.total, limit: query.limit, offset: query.offset } },
+    { headers: { ...(quota ? rateLimitHeaders(quota) : {}), "Cache-Control": "no-store" } },
+  );
+}
+
+const REFUSED_MEMORY_MS = 1_000;
+const refusedUntil = new Map<string, number>();
+
+function noteRefused(userId: string) {
+  if (refusedUntil.size >= 10_000) refusedUntil.clear();
+  refusedUntil.set(userId, Date.now() + REFUSED_MEMORY_MS);
+}
+
+function recentlyRefused(userId: string): boolean {
+  const until = refusedUntil.get(userId);
+  if (until === undefined) return false;
+  if (until > Date.now()) return true;
+  refusedUntil.delete(userId);
+  return false;
 }
 
 /** `GET /api/v1/usage`: the key owner's usage this month; consumes nothing. */
