@@ -135,7 +135,7 @@ describe("dashboard loader", () => {
     expect(data.lastSync).toEqual({ ok: true, data: expect.objectContaining({ status: "succeeded" }) });
     expect(data.sheets).toEqual({
       ok: true,
-      data: { total: 1, sheets: [{ id: expect.any(String), name: "Prices", rowCount: 1234 }] },
+      data: { hasMore: false, sheets: [{ id: expect.any(String), name: "Prices", rowCount: 1234 }] },
     });
   });
 
@@ -187,7 +187,32 @@ describe("dashboard loader", () => {
     const data = await loadDashboard(newcomer.cookie);
     expect(data.usage.data).toMatchObject({ used: 0, limit: 1000, remaining: 1000 });
     expect(data.history.data).toMatchObject({ hasAnyHistory: false, points: [] });
-    expect(data.sheets.data).toEqual({ total: 0, sheets: [] });
+    expect(data.sheets.data).toEqual({ hasMore: false, sheets: [] });
+  });
+
+  it("lists the newest sheets and says when there are more", async () => {
+    const owner = await makeCustomer();
+    for (let i = 1; i <= 7; i++) {
+      await db.sheet.create({
+        data: {
+          userId: owner.id,
+          name: `Sheet ${i}`,
+          columns: [],
+          rowCount: i,
+          createdAt: new Date(Date.UTC(2026, 0, i)),
+        },
+      });
+    }
+    const data = await loadDashboard(owner.cookie);
+    expect(data.sheets.data.hasMore).toBe(true);
+    expect(data.sheets.data.sheets.map((s: { name: string }) => s.name)).toEqual([
+      "Sheet 7",
+      "Sheet 6",
+      "Sheet 5",
+      "Sheet 4",
+      "Sheet 3",
+      "Sheet 2",
+    ]);
   });
 
   it("sends a signed-out visitor to log in", async () => {

@@ -116,15 +116,13 @@ export interface SheetSummary {
 /** The dashboard lists a handful of sheets; the full list lives on /sheets. */
 export const DASHBOARD_SHEETS = 6;
 
-export async function getSheetSummaries(db: Db, userId: string): Promise<{ sheets: SheetSummary[]; total: number }> {
-  const [sheets, total] = await Promise.all([
-    db.sheet.findMany({
-      where: { userId },
-      select: { id: true, name: true, rowCount: true, createdAt: true },
-      orderBy: [{ createdAt: "desc" }, { id: "asc" }],
-      take: DASHBOARD_SHEETS,
-    }),
-    db.sheet.count({ where: { userId } }),
-  ]);
-  return { sheets, total };
+export async function getSheetSummaries(db: Db, userId: string): Promise<{ sheets: SheetSummary[]; hasMore: boolean }> {
+  // One row past the page says whether there are more, without a second (count) query on every dashboard load.
+  const rows = await db.sheet.findMany({
+    where: { userId },
+    select: { id: true, name: true, rowCount: true, createdAt: true },
+    orderBy: [{ createdAt: "desc" }, { id: "asc" }],
+    take: DASHBOARD_SHEETS + 1,
+  });
+  return { sheets: rows.slice(0, DASHBOARD_SHEETS), hasMore: rows.length > DASHBOARD_SHEETS };
 }

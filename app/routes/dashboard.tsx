@@ -14,12 +14,12 @@ import { UsageChart } from "~/components/dashboard/usage-chart";
 import { useLiveUsage } from "~/components/dashboard/use-live-usage";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
-import { getSheetSummaries, getUsageHistory, parseRange } from "~/models/usage-history.server";
-import { getDb } from "~/utils/db.server";
+import { getSheetSummaries, getUsageHistory, parseRange, type UsageRange } from "~/models/usage-history.server";
+import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
-import { requireUser } from "~/utils/session.server";
+import { getUserId, requireUser } from "~/utils/session.server";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
 
@@ -42,19 +42,31 @@ function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value
   return { ok: false };
 }
 
+/** The parts read from Postgres; settles, never rejects, so it can start before access is decided. */
+function loadPersistedParts(db: Db, userId: string, range: UsageRange, now: Date) {
+  return Promise.allSettled([
+    withTimeout(() => getUsageHistory(db, userId, range, now), "usage history"),
+    withTimeout(() => getLastSyncRun(db), "last sync"),
+    withTimeout(() => getSheetSummaries(db, userId), "sheet summary"),
+  ]);
+}
+
 export async function loader({ request }: LoaderFunctionArgs) {
-  const user = await requireUser(request);
   const range = parseRange(new URL(request.url).searchParams.get("range"));
   const now = new Date();
   const db = getDb();
+
+  // The signed session cookie names the user without a query, so the Postgres parts start alongside the user
+  // lookup instead of after it: one round trip less on every load. requireUser still decides who gets the page.
+  const sessionUserId = await getUserId(request);
+  const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, now) : undefined;
+  const user = await requireUser(request);
   const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };
 
   // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
-  const [usage, history, lastSync, sheets] = await Promise.allSettled([
-    withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage"),
-    withTimeout(() => getUsageHistory(db, user.id, range, now), "usage history"),
-    withTimeout(() => getLastSyncRun(db), "last sync"),
-    withTimeout(() => getSheetSummaries(db, user.id), "sheet summary"),
+  const [[usage], [history, lastSync, sheets]] = await Promise.all([
+    Promise.allSettled([withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage")]),
+    persisted ?? loadPersistedParts(db, user.id, range, now),
   ]);
 
   return json(
@@ -79,8 +91,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
             }
           : null,
       ),
-      sheets: part(sheets, "sheet summary", ({ sheets: list, total }) => ({
-        total,
+      sheets: part(sheets, "sheet summary", ({ sheets: list, hasMore }) => ({
+        hasMore,
         sheets: list.map((s) => ({ id: s.id, name: s.name, rowCount: s.rowCount })),
       })),
     },

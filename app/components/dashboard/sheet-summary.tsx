@@ -7,7 +7,7 @@ export function SheetSummary({
   sheets,
   appUrl,
 }: {
-  sheets: Part<{ sheets: SheetSummaryView[]; total: number }>;
+  sheets: Part<{ sheets: SheetSummaryView[]; hasMore: boolean }>;
   appUrl: string;
 }) {
   return (
@@ -21,9 +21,7 @@ export function SheetSummary({
           Your sheets
         </h2>
         <Link to="/sheets" className="text-sm font-medium text-indigo-700 underline hover:text-indigo-900">
-          {sheets.ok && sheets.data.total > sheets.data.sheets.length
-            ? `See all ${formatCount(sheets.data.total)} sheets`
-            : "Manage sheets"}
+          {sheets.ok && sheets.data.hasMore ? "See all sheets" : "Manage sheets"}
         </Link>
       </div>
       {!sheets.ok ? (
