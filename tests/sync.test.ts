@@ -209,6 +209,24 @@ describe("syncUsageSnapshots: idempotent under redelivery and reruns", () => {
     expect(await fx.snapshots()).toEqual(new Map([[`${kept}|2026-11-15T12:00:00.000Z|2026-11`, 5]]));
   });
 
+  it("writes a key SCAN returned twice (as it may while Redis rehashes) once, without aborting the batch", async () => {
+    const users = await fx.createUsers(50);
+    await fx.setCounts("2026-11", new Map(users.map((id, i) => [id, i])));
+    const real = redis();
+    const repeating = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property !== "scan") return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<typeof real.scan>) => {
+          const [next, keys] = await target.scan(...args);
+          return [next, [...keys, ...keys.slice(0, 10)]];
+        };
+      },
+    });
+    const result = await syncUsageSnapshots({ redis: repeating, db }, { now: new Date("2026-11-15T12:00:00Z") });
+    expect(result).toMatchObject({ status: "succeeded", users: 50, skipped: 0 });
+    expect(await fx.snapshotCount()).toBe(50);
+  });
+
   it("works with the app's own (deserialising) Redis client too", async () => {
     const users = await fx.createUsers(3);
     await fx.setCounts("2026-11", { [users[0]]: 1, [users[1]]: 22, [users[2]]: 333 });

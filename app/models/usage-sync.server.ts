@@ -80,22 +80,52 @@ class SnapshotBatch {
   skipped = 0;
   /** The cursor after the last page in this batch: once the batch commits, the run may resume from here. */
   endCursor = "0";
-  // SCAN may return a key twice while Redis rehashes; the same (user, hour) twice in one statement would abort it
-  // ("ON CONFLICT DO UPDATE command cannot affect row a second time").
-  private seen = new Set<string>();
 
   get size() {
     return this.userIds.length;
   }
 
   add(userId: string, period: string, hour: string, used: number) {
-    const rowKey = `${userId}\u0000${hour}`;
-    if (this.seen.has(rowKey)) return;
-    this.seen.add(rowKey);
     this.userIds.push(userId);
     this.periods.push(period);
     this.hours.push(hour);
     this.used.push(used);
+  }
+
+  /**
+   * The rows in (user, hour) order, each once. SCAN returns keys in hash order, so unsorted every row lands on a
+   * random leaf of the snapshot and user indexes; in key order consecutive rows share leaf pages (about a third
+   * less time per batch here), and concurrent statements lock rows in the same order, so they cannot deadlock
+   * each other. SCAN may also return a key twice while Redis rehashes, and the same (user, hour) twice in one
+   * statement would abort it ("ON CONFLICT DO UPDATE command cannot affect row a second time"); sorted, the
+   * duplicates are neighbours.
+   */
+  inKeyOrder(): SnapshotBatch {
+    const { userIds, hours } = this;
+    const order = userIds.map((_, i) => i);
+    order.sort((a, b) =>
+      userIds[a] !== userIds[b]
+        ? userIds[a] < userIds[b]
+          ? -1
+          : 1
+        : hours[a] < hours[b]
+          ? -1
+          : hours[a] > hours[b]
+            ? 1
+            : 0,
+    );
+    const sorted = new SnapshotBatch();
+    sorted.skipped = this.skipped;
+    sorted.endCursor = this.endCursor;
+    for (const i of order) {
+      const last = sorted.size - 1;
+      if (last >= 0 && sorted.userIds[last] === userIds[i] && sorted.hours[last] === hours[i]) {
+        sorted.used[last] = Math.max(sorted.used[last], this.used[i]);
+        continue;
+      }
+      sorted.add(userIds[i], this.periods[i], hours[i], this.used[i]);
+    }
+    return sorted;
   }
 }
 
@@ -187,7 +217,8 @@ async function syncChunk(
       failure ??= { error };
     }
   };
-  const send = (batch: SnapshotBatch) => {
+  const send = (unsorted: SnapshotBatch) => {
+    const batch = unsorted.inKeyOrder();
     const write = upsertBatch(db, batch);
     // Observed here so a rejection is never "unhandled" while an earlier batch is still being awaited.
     write.catch(() => {});
