@@ -111,7 +111,8 @@ export default function SheetsPage() {
         <p className="mt-1 text-sm text-slate-600">
           UTF-8, comma- or semicolon-separated, first row as column names. Up to 10 MB and 100,000 rows.
         </p>
-        <Form method="post" encType="multipart/form-data" className="mt-4 space-y-4">
+        {/* Keyed by the last import so the chosen file and name clear once it has landed. */}
+        <Form key={justImported ? preview?.sheetId : "upload"} method="post" encType="multipart/form-data" className="mt-4 space-y-4">
           <div>
             <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
               CSV file
