@@ -5,7 +5,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_CHART_POINTS } from "~/models/usage-history.server";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
-import { getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb } from "~/utils/db.server";
 import { hourBucket, periodOf, quotaKey } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
 import { createUserSession } from "~/utils/session.server";
@@ -14,6 +14,7 @@ import { cookieFrom, getRequest, settle } from "./helpers/requests";
 const db = getDb();
 const HOUR = 3_600_000;
 const globalForRedis = globalThis as unknown as { __sheetmeterRedis?: Redis };
+const globalForDb = globalThis as unknown as { __sheetmeterDb?: typeof db };
 
 async function makeCustomer(monthlyLimit = 1000) {
   const user = await db.user.create({
@@ -74,6 +75,7 @@ beforeAll(() => {
 });
 afterEach(() => {
   globalForRedis.__sheetmeterRedis = healthyRedis;
+  globalForDb.__sheetmeterDb = db;
   vi.restoreAllMocks();
 });
 
@@ -213,6 +215,22 @@ describe("dashboard loader", () => {
       "Sheet 3",
       "Sheet 2",
     ]);
+  });
+
+  it("answers a designed 503 when Postgres is down, since there is no account to show", async () => {
+    const errors = captureErrors();
+    const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
+    globalForDb.__sheetmeterDb = down;
+    try {
+      const response = await settle(
+        dashboardLoader({ request: getRequest("/dashboard", { Cookie: customer.cookie }), params: {}, context: {} }),
+      );
+      expect(response.status).toBe(503);
+      expect(await response.text()).toMatch(/database is not answering/);
+      expect(errors).toHaveBeenCalledWith("dashboard: user lookup failed:", expect.anything());
+    } finally {
+      await down.$disconnect();
+    }
   });
 
   it("sends a signed-out visitor to log in", async () => {

@@ -60,7 +60,15 @@ export async function loader({ request }: LoaderFunctionArgs) {
   // lookup instead of after it: one round trip less on every load. requireUser still decides who gets the page.
   const sessionUserId = await getUserId(request);
   const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, now) : undefined;
-  const user = await requireUser(request);
+  const user = await requireUser(request).catch((error: unknown) => {
+    if (error instanceof Response) throw error;
+    // Without Postgres there is no account to show (not even the limit); say so instead of a bare 500.
+    console.error("dashboard: user lookup failed:", error);
+    throw new Response(
+      "The dashboard cannot load right now because our database is not answering. Please try again in a minute.",
+      { status: 503, headers: { "Retry-After": "60" } },
+    );
+  });
   const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };
 
   // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
