@@ -105,11 +105,10 @@ interface AppServer {
 async function startApp(env: Record<string, string>): Promise<AppServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"],
-    { env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child = spawn(process.execPath, [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   // remix-serve logs every request; the pipe must be drained or the server stalls. Only the tail is kept.
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
@@ -220,7 +219,8 @@ async function main() {
     const { key } = await createApiKey(db, user.id, "bench");
     const csv = ["id,name,city,score,active"];
     const cities = ["Paris", "Berlin", "Oslo", "Rome", "Lisbon"];
-    for (let i = 0; i < ROWS; i++) csv.push(`${i},Person ${i},${cities[i % cities.length]},${(i * 37) % 1000},${i % 2 === 0}`);
+    for (let i = 0; i < ROWS; i++)
+      csv.push(`${i},Person ${i},${cities[i % cities.length]},${(i * 37) % 1000},${i % 2 === 0}`);
     const { sheetId } = await importSheet(db, { userId: user.id, name: "bench", bytes: Buffer.from(csv.join("\n")) });
     log(`Seeded a sheet of ${ROWS} rows in ${database}; Redis db ${REDIS_DB} behind ${rest.url}.`);
 
@@ -259,7 +259,9 @@ async function main() {
         const restCpuBefore = cpuSeconds(rest.process.pid);
         const measured = await hammer(app.url + route, key, roundSeconds);
         const perRequest = (after: number | null, start: number | null) =>
-          after === null || start === null ? null : Math.round(((after - start) * 1000 * 1000) / measured.requests) / 1000;
+          after === null || start === null
+            ? null
+            : Math.round(((after - start) * 1000 * 1000) / measured.requests) / 1000;
         const result: Round = {
           ...measured,
           appCpuMs: perRequest(cpuSeconds(app.process.pid), appCpuBefore),
@@ -290,11 +292,16 @@ async function main() {
     }
     const ratio = Math.round((summary.metered.reqPerSec / summary.unmetered.reqPerSec) * 1000) / 1000;
     log("");
-    log(`quota checked   ${summary.metered.reqPerSec} req/s  p50 ${summary.metered.p50Ms} ms  p99 ${summary.metered.p99Ms} ms`);
-    log(`quota bypassed  ${summary.unmetered.reqPerSec} req/s  p50 ${summary.unmetered.p50Ms} ms  p99 ${summary.unmetered.p99Ms} ms`);
+    log(
+      `quota checked   ${summary.metered.reqPerSec} req/s  p50 ${summary.metered.p50Ms} ms  p99 ${summary.metered.p99Ms} ms`,
+    );
+    log(
+      `quota bypassed  ${summary.unmetered.reqPerSec} req/s  p50 ${summary.unmetered.p50Ms} ms  p99 ${summary.unmetered.p99Ms} ms`,
+    );
     log(`ratio           ${(ratio * 100).toFixed(1)} % (target ≥ ${TARGET_RATIO * 100} %)`);
     // Where the time goes: on a machine whose cores are all busy, throughput follows CPU per request.
-    const appExtra = Math.round((summary.metered.appCpuMsPerRequest - summary.unmetered.appCpuMsPerRequest) * 100) / 100;
+    const appExtra =
+      Math.round((summary.metered.appCpuMsPerRequest - summary.unmetered.appCpuMsPerRequest) * 100) / 100;
     log(
       `the quota check costs ${appExtra} ms of app CPU per call (one HTTP round trip: fetch + the Upstash client) ` +
         `and ${summary.metered.restCpuMsPerRequest} ms in the local REST stand-in, which a deployment does not run`,

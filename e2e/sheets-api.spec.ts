@@ -1,12 +1,14 @@
 import { expect, test } from "./fixtures";
 
-const CSV = "city;population;capital\nParis;2100000;true\nLyon;520000;false\n\"Saint-Étienne\";170000;false\n";
+const CSV = 'city;population;capital\nParis;2100000;true\nLyon;520000;false\n"Saint-Étienne";170000;false\n';
 
 test("upload a CSV, create a key, call the API and get the rows back", async ({ loggedInPage: page, request }) => {
   await page.goto("/sheets");
   await expect(page.getByText("No sheets yet")).toBeVisible();
 
-  await page.getByLabel("CSV file").setInputFiles({ name: "cities.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
+  await page
+    .getByLabel("CSV file")
+    .setInputFiles({ name: "cities.csv", mimeType: "text/csv", buffer: Buffer.from(CSV) });
   await page.getByRole("button", { name: "Upload" }).click();
   await expect(page.getByRole("status")).toContainText("Imported 3 rows");
   await expect(page.getByRole("heading", { name: "cities" })).toBeVisible();
@@ -55,7 +57,9 @@ test("the sheets and keys pages fit a 390 px wide phone", async ({ loggedInPage:
   await page.getByLabel("CSV file").setInputFiles({
     name: "a-sheet-with-a-rather-long-file-name-for-a-phone.csv",
     mimeType: "text/csv",
-    buffer: Buffer.from(`${Array.from({ length: 12 }, (_, i) => `column_number_${i}`).join(",")}\n${"1,".repeat(11)}1\n`),
+    buffer: Buffer.from(
+      `${Array.from({ length: 12 }, (_, i) => `column_number_${i}`).join(",")}\n${"1,".repeat(11)}1\n`,
+    ),
   });
   await page.getByRole("button", { name: "Upload" }).click();
   await expect(page.getByRole("status")).toContainText("Imported 1 row");

@@ -29,7 +29,9 @@ async function makeUser(monthlyLimit = 1000) {
 }
 
 async function call(sheetId: string, key: string) {
-  const request = new Request(`http://localhost/api/v1/sheets/${sheetId}`, { headers: { Authorization: `Bearer ${key}` } });
+  const request = new Request(`http://localhost/api/v1/sheets/${sheetId}`, {
+    headers: { Authorization: `Bearer ${key}` },
+  });
   return sheetLoader({ request, params: { sheetId }, context: {} });
 }
 
@@ -50,7 +52,11 @@ describe("API keys", () => {
   it("work until revoked; a revoked key gets 401 within a second", async () => {
     const user = await makeUser();
     const { key, summary } = await createApiKey(db, user.id, "lifecycle");
-    const { sheetId } = await importSheet(db, { userId: user.id, name: "s", bytes: new TextEncoder().encode("a\n1\n") });
+    const { sheetId } = await importSheet(db, {
+      userId: user.id,
+      name: "s",
+      bytes: new TextEncoder().encode("a\n1\n"),
+    });
     expect((await call(sheetId, key)).status).toBe(200);
 
     expect(await revokeApiKey(redis, db, user.id, summary.id)).toBe(true);
@@ -105,10 +111,14 @@ describe("API keys", () => {
     const first = new Date("2026-11-15T12:00:00Z");
     noteApiKeyUsed(db, summary.id, first);
     noteApiKeyUsed(db, summary.id, new Date("2026-11-15T12:00:30Z"));
-    await expect.poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: summary.id } })).lastUsedAt).toEqual(first);
+    await expect
+      .poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: summary.id } })).lastUsedAt)
+      .toEqual(first);
     const later = new Date("2026-11-15T12:01:01Z");
     noteApiKeyUsed(db, summary.id, later);
-    await expect.poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: summary.id } })).lastUsedAt).toEqual(later);
+    await expect
+      .poll(async () => (await db.apiKey.findUniqueOrThrow({ where: { id: summary.id } })).lastUsedAt)
+      .toEqual(later);
   });
 
   it("reject malformed keys without touching Redis or Postgres", async () => {

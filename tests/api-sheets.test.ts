@@ -241,7 +241,10 @@ describe("GET /api/v1/sheets/:sheetId", () => {
     );
     expect(cached.status).toBe(503);
 
-    const usage = await handleUsageRequest({ redis: dead, db }, new Request("http://localhost/api/v1/usage", { headers }));
+    const usage = await handleUsageRequest(
+      { redis: dead, db },
+      new Request("http://localhost/api/v1/usage", { headers }),
+    );
     expect(usage.status).toBe(503);
   });
 });
@@ -262,7 +265,11 @@ describe("GET /api/v1/usage", () => {
     expect(new Date(body.resetsAt).getTime()).toBeGreaterThan(Date.now());
     expect(second.headers.get("RateLimit-Remaining")).toBe("13");
 
-    const anonymous = await usageLoader({ request: new Request("http://localhost/api/v1/usage"), params: {}, context: {} });
+    const anonymous = await usageLoader({
+      request: new Request("http://localhost/api/v1/usage"),
+      params: {},
+      context: {},
+    });
     expect(anonymous.status).toBe(401);
   });
 });

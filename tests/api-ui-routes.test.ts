@@ -14,7 +14,11 @@ let userId: string;
 beforeAll(async () => {
   const email = `ui-${Date.now()}@example.com`;
   const response = await settle(
-    signupAction({ request: formRequest("/signup", { email, password: "a long enough password" }), params: {}, context: {} }),
+    signupAction({
+      request: formRequest("/signup", { email, password: "a long enough password" }),
+      params: {},
+      context: {},
+    }),
   );
   cookie = cookieFrom(response);
   ({ id: userId } = await getDb().user.findUniqueOrThrow({ where: { email }, select: { id: true } }));
@@ -46,7 +50,9 @@ describe("/sheets", () => {
     const location = response.headers.get("Location")!;
     expect(location).toMatch(/^\/sheets\?preview=\w+&imported=1$/);
 
-    const page = await settle(sheetsLoader({ request: getRequest(location, { Cookie: cookie }), params: {}, context: {} }));
+    const page = await settle(
+      sheetsLoader({ request: getRequest(location, { Cookie: cookie }), params: {}, context: {} }),
+    );
     const data = await page.json();
     expect(data.sheets).toHaveLength(1);
     expect(data.sheets[0]).toMatchObject({ name: "people", rowCount: 2, columns: ["name", "score"] });
@@ -79,7 +85,11 @@ describe("/sheets", () => {
     const foreign = await getDb().sheet.create({ data: { userId: other.id, name: "theirs", columns: ["x"] } });
 
     await settle(
-      sheetsAction({ request: formRequest("/sheets", { intent: "delete", sheetId: foreign.id }, cookie), params: {}, context: {} }),
+      sheetsAction({
+        request: formRequest("/sheets", { intent: "delete", sheetId: foreign.id }, cookie),
+        params: {},
+        context: {},
+      }),
     );
     expect(await getDb().sheet.count({ where: { id: foreign.id } })).toBe(1);
     const response = await settle(
@@ -93,13 +103,19 @@ describe("/sheets", () => {
 describe("/keys", () => {
   it("shows a new key once, lists it by prefix, and revokes it", async () => {
     const created = await settle(
-      keysAction({ request: formRequest("/keys", { intent: "create", name: " Website " }, cookie), params: {}, context: {} }),
+      keysAction({
+        request: formRequest("/keys", { intent: "create", name: " Website " }, cookie),
+        params: {},
+        context: {},
+      }),
     );
     const { created: newKey } = await created.json();
     expect(newKey.name).toBe("Website");
     expect(newKey.key).toMatch(/^sm_live_/);
 
-    const list = await (await settle(keysLoader({ request: getRequest("/keys", { Cookie: cookie }), params: {}, context: {} }))).json();
+    const list = await (
+      await settle(keysLoader({ request: getRequest("/keys", { Cookie: cookie }), params: {}, context: {} }))
+    ).json();
     const listed = list.keys.find((key: { name: string }) => key.name === "Website");
     expect(listed).toMatchObject({ prefix: newKey.key.slice(0, 14), lastUsedAt: null, revokedAt: null });
     expect(JSON.stringify(list)).not.toContain(newKey.key);
@@ -107,13 +123,21 @@ describe("/keys", () => {
     const sheet = await getDb().sheet.create({ data: { userId, name: "k", columns: ["x"] } });
     const call = () =>
       sheetApiLoader({
-        request: new Request(`${TEST_ORIGIN}/api/v1/sheets/${sheet.id}`, { headers: { Authorization: `Bearer ${newKey.key}` } }),
+        request: new Request(`${TEST_ORIGIN}/api/v1/sheets/${sheet.id}`, {
+          headers: { Authorization: `Bearer ${newKey.key}` },
+        }),
         params: { sheetId: sheet.id },
         context: {},
       });
     expect((await call()).status).toBe(200);
 
-    await settle(keysAction({ request: formRequest("/keys", { intent: "revoke", keyId: listed.id }, cookie), params: {}, context: {} }));
+    await settle(
+      keysAction({
+        request: formRequest("/keys", { intent: "revoke", keyId: listed.id }, cookie),
+        params: {},
+        context: {},
+      }),
+    );
     expect((await call()).status).toBe(401);
   });
 

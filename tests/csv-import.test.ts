@@ -136,7 +136,10 @@ describe("importSheet", () => {
     });
     expect(rows).toBe(2);
     expect(columns).toEqual(["city", "pop"]);
-    const sheet = await db.sheet.findUniqueOrThrow({ where: { id: sheetId }, include: { rows: { orderBy: { index: "asc" } } } });
+    const sheet = await db.sheet.findUniqueOrThrow({
+      where: { id: sheetId },
+      include: { rows: { orderBy: { index: "asc" } } },
+    });
     expect(sheet).toMatchObject({ name: "cities", columns: ["city", "pop"], rowCount: 2 });
     expect(sheet.rows.map((row) => [row.index, row.data])).toEqual([
       [0, { city: "Paris", pop: 2100000 }],
@@ -151,7 +154,9 @@ describe("importSheet", () => {
     const elapsed = performance.now() - started;
     expect(rows).toBe(MAX_CSV_ROWS);
     expect(await db.sheetRow.count({ where: { sheetId } })).toBe(MAX_CSV_ROWS);
-    const last = await db.sheetRow.findUniqueOrThrow({ where: { sheetId_index: { sheetId, index: MAX_CSV_ROWS - 1 } } });
+    const last = await db.sheetRow.findUniqueOrThrow({
+      where: { sheetId_index: { sheetId, index: MAX_CSV_ROWS - 1 } },
+    });
     expect(last.data).toEqual({ n: MAX_CSV_ROWS - 1, label: `row ${MAX_CSV_ROWS - 1}` });
     // Row-by-row inserts would take minutes; batches take seconds even on a busy machine.
     expect(elapsed).toBeLessThan(60_000);

@@ -89,7 +89,10 @@ export function parseSheetQuery(params: URLSearchParams, columns: readonly strin
 }
 
 function unknownColumn(parameter: string, name: string, columns: readonly string[]): string {
-  const shown = columns.slice(0, 20).map((column) => `“${column}”`).join(", ");
+  const shown = columns
+    .slice(0, 20)
+    .map((column) => `“${column}”`)
+    .join(", ");
   const more = columns.length > 20 ? `, and ${columns.length - 20} more` : "";
   const what = parameter === "sort" ? "“sort” names" : "The parameter";
   return `${what} “${name}”, which is not a column of this sheet. Columns: ${shown}${more}.`;
@@ -241,11 +244,7 @@ export function handleSheetRequest(deps: ApiDeps, request: Request, sheetId: str
   });
 }
 
-function rowsResponse(
-  result: { rows: unknown[]; total: number },
-  query: SheetQuery,
-  quota?: QuotaState,
-): Response {
+function rowsResponse(result: { rows: unknown[]; total: number }, query: SheetQuery, quota?: QuotaState): Response {
   return json(
     { data: result.rows, meta: { total: result.total, limit: query.limit, offset: query.offset } },
     { headers: { ...(quota ? rateLimitHeaders(quota) : {}), "Cache-Control": "no-store" } },

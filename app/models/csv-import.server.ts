@@ -84,7 +84,10 @@ function decodeUtf8(bytes: Uint8Array): string {
 function checkHeader(header: string[]): string[] {
   const columns = header.map((name) => name.trim());
   if (columns.length > MAX_CSV_COLUMNS) {
-    throw new CsvImportError(`The file has ${columns.length} columns; a sheet can have at most ${MAX_CSV_COLUMNS}.`, 413);
+    throw new CsvImportError(
+      `The file has ${columns.length} columns; a sheet can have at most ${MAX_CSV_COLUMNS}.`,
+      413,
+    );
   }
   const seen = new Map<string, number>();
   columns.forEach((name, i) => {

@@ -84,14 +84,20 @@ export default function KeysPage() {
         <h1 className="text-2xl font-semibold">API keys</h1>
         <p className="mt-1 text-slate-700">
           Send a key as <code className="rounded bg-slate-100 px-1 text-sm">Authorization: Bearer sm_live_…</code> to
-          call your <Link to="/sheets" className="font-medium text-indigo-700 underline">sheets</Link>. Every call
-          counts against your monthly quota.
+          call your{" "}
+          <Link to="/sheets" className="font-medium text-indigo-700 underline">
+            sheets
+          </Link>
+          . Every call counts against your monthly quota.
         </p>
       </div>
 
       {created ? <NewKey name={created.name} apiKey={created.key} /> : null}
 
-      <section aria-labelledby="create-heading" className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6">
+      <section
+        aria-labelledby="create-heading"
+        className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6"
+      >
         <h2 id="create-heading" className="text-lg font-semibold">
           Create a key
         </h2>
@@ -104,7 +110,9 @@ export default function KeysPage() {
               required
               maxLength={MAX_KEY_NAME_LENGTH}
               placeholder="e.g. Website, Zapier, staging"
-              error={actionData && "error" in actionData && actionData.intent === "create" ? actionData.error : undefined}
+              error={
+                actionData && "error" in actionData && actionData.intent === "create" ? actionData.error : undefined
+              }
             />
           </div>
           <button type="submit" className={primaryButton} disabled={creating}>
@@ -124,7 +132,14 @@ export default function KeysPage() {
         ) : null}
         {keys.length === 0 ? (
           <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
-            <svg aria-hidden="true" viewBox="0 0 24 24" className="mx-auto h-10 w-10 text-slate-400" fill="none" stroke="currentColor" strokeWidth="1.5">
+            <svg
+              aria-hidden="true"
+              viewBox="0 0 24 24"
+              className="mx-auto h-10 w-10 text-slate-400"
+              fill="none"
+              stroke="currentColor"
+              strokeWidth="1.5"
+            >
               <circle cx="8" cy="15" r="4" />
               <path d="M11 12l9-9M16 7l3 3M14 9l2 2" />
             </svg>
@@ -141,9 +156,13 @@ export default function KeysPage() {
                   <p className="flex flex-wrap items-center gap-2">
                     <span className="break-words font-medium">{key.name}</span>
                     {key.revokedAt ? (
-                      <span className="rounded bg-slate-200 px-1.5 py-0.5 text-xs font-medium text-slate-700">Revoked</span>
+                      <span className="rounded bg-slate-200 px-1.5 py-0.5 text-xs font-medium text-slate-700">
+                        Revoked
+                      </span>
                     ) : (
-                      <span className="rounded bg-green-100 px-1.5 py-0.5 text-xs font-medium text-green-800">Active</span>
+                      <span className="rounded bg-green-100 px-1.5 py-0.5 text-xs font-medium text-green-800">
+                        Active
+                      </span>
                     )}
                   </p>
                   <p className="mt-1 font-mono text-sm text-slate-700">{key.prefix}…</p>
@@ -164,7 +183,11 @@ export default function KeysPage() {
 
 function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
   return (
-    <section role="status" aria-labelledby="new-key-heading" className="rounded-lg border border-amber-300 bg-amber-50 p-4 sm:p-6">
+    <section
+      role="status"
+      aria-labelledby="new-key-heading"
+      className="rounded-lg border border-amber-300 bg-amber-50 p-4 sm:p-6"
+    >
       <h2 id="new-key-heading" className="text-lg font-semibold text-amber-950">
         Your new key “{name}”
       </h2>
@@ -172,7 +195,10 @@ function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
         Copy it now and keep it somewhere safe. It is shown only this once; we store only a hash of it.
       </p>
       <div className="mt-3 flex items-center gap-2">
-        <code data-testid="new-api-key" className="min-w-0 flex-1 break-all rounded bg-white px-2 py-1.5 font-mono text-sm text-slate-900">
+        <code
+          data-testid="new-api-key"
+          className="min-w-0 flex-1 break-all rounded bg-white px-2 py-1.5 font-mono text-sm text-slate-900"
+        >
           {apiKey}
         </code>
         <CopyButton text={apiKey} label="Copy key" />

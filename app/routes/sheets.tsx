@@ -104,7 +104,10 @@ export default function SheetsPage() {
         <p className="mt-1 text-slate-700">Upload a CSV and every row is available as JSON from its own endpoint.</p>
       </div>
 
-      <section aria-labelledby="upload-heading" className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6">
+      <section
+        aria-labelledby="upload-heading"
+        className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6"
+      >
         <h2 id="upload-heading" className="text-lg font-semibold">
           Upload a CSV
         </h2>
@@ -112,7 +115,12 @@ export default function SheetsPage() {
           UTF-8, comma- or semicolon-separated, first row as column names. Up to 10 MB and 100,000 rows.
         </p>
         {/* Keyed by the last import so the chosen file and name clear once it has landed. */}
-        <Form key={justImported ? preview?.sheetId : "upload"} method="post" encType="multipart/form-data" className="mt-4 space-y-4">
+        <Form
+          key={justImported ? preview?.sheetId : "upload"}
+          method="post"
+          encType="multipart/form-data"
+          className="mt-4 space-y-4"
+        >
           <div>
             <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
               CSV file
@@ -151,7 +159,14 @@ export default function SheetsPage() {
         </h2>
         {sheets.length === 0 ? (
           <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
-            <svg aria-hidden="true" viewBox="0 0 24 24" className="mx-auto h-10 w-10 text-slate-400" fill="none" stroke="currentColor" strokeWidth="1.5">
+            <svg
+              aria-hidden="true"
+              viewBox="0 0 24 24"
+              className="mx-auto h-10 w-10 text-slate-400"
+              fill="none"
+              stroke="currentColor"
+              strokeWidth="1.5"
+            >
               <path d="M3 5h18v14H3zM3 10h18M3 15h18M9 5v14M15 5v14" />
             </svg>
             <p className="mt-3 font-medium text-slate-900">No sheets yet</p>
@@ -279,7 +294,10 @@ function Cell({ value }: { value: CellValue }) {
 function EndpointUrl({ url }: { url: string }) {
   return (
     <div className="mt-2 flex items-center gap-2">
-      <code className="min-w-0 flex-1 truncate rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm" title={url}>
+      <code
+        className="min-w-0 flex-1 truncate rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm"
+        title={url}
+      >
         {url}
       </code>
       <CopyButton text={url} label="Copy URL" />
