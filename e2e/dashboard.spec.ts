@@ -190,3 +190,33 @@ test("the chart range lives in the URL and is reachable from the keyboard", asyn
   await expect(chart).toHaveAttribute("data-range", "24h");
   await expect(chart).toHaveAttribute("data-synced-points", "24");
 });
+
+test("the live counter stops polling while the tab is hidden and refreshes as soon as it is shown", async ({
+  loggedInPage: page,
+}) => {
+  await page.goto("/dashboard");
+  const isPoll = (url: string) => new URL(url).pathname === "/dashboard/live";
+  await page.waitForRequest((r) => isPoll(r.url()), { timeout: 8000 });
+
+  let polls = 0;
+  page.on("request", (r) => {
+    if (isPoll(r.url())) polls++;
+  });
+  const setHidden = (hidden: boolean) =>
+    page.evaluate((value) => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => value });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+
+  await setHidden(true);
+  polls = 0;
+  // More than one polling interval: nothing may be asked for while nobody can see the page.
+  await page.waitForTimeout(6500);
+  expect(polls).toBe(0);
+  await expect(page.getByTestId("live-used")).toHaveText("0");
+
+  const shown = page.waitForRequest((r) => isPoll(r.url()), { timeout: 1500 });
+  await setHidden(false);
+  await shown;
+  await expect(page.getByTestId("live-used")).toHaveText("0");
+});
