@@ -32,13 +32,17 @@ export default async function setup(project: TestProject) {
     redis.disconnect();
   }
 
-  // Databases left behind by an interrupted run are dropped so they do not pile up.
+  // Databases left behind by an interrupted run are dropped so they do not pile up; their names carry their
+  // creation time, and only those older than a day go, so a concurrent run's databases are left alone.
   const { rows } = await admin.query<{ datname: string }>(
-    "SELECT datname FROM pg_database WHERE datname LIKE 'sm_test_%' OR datname LIKE 'sm_tmpl_%'",
+    "SELECT datname FROM pg_database WHERE datname ~ '^sm_(test|tmpl)_[0-9]+_'",
   );
-  for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  const dayAgo = Math.floor(Date.now() / 1000) - 86_400;
+  for (const { datname } of rows) {
+    if (Number(datname.split("_")[2]) < dayAgo) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  }
 
-  const template = `sm_tmpl_${randomBytes(4).toString("hex")}`;
+  const template = `sm_tmpl_${Math.floor(Date.now() / 1000)}_${randomBytes(4).toString("hex")}`;
   await admin.query(`CREATE DATABASE "${template}"`);
   await migrate(databaseUrl(template));
   project.provide("templateDatabase", template);

@@ -10,7 +10,7 @@ import { databaseUrl, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "./test-env";
  * (logical database = worker id, flushed first) behind its own Upstash REST stand-in. The app's modules read
  * these through the environment like in production.
  */
-const database = `sm_test_${randomBytes(6).toString("hex")}`;
+const database = `sm_test_${Math.floor(Date.now() / 1000)}_${randomBytes(6).toString("hex")}`;
 const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
 await admin.connect();
 await admin.query(`CREATE DATABASE "${database}" TEMPLATE "${inject("templateDatabase")}"`);
