@@ -33,6 +33,8 @@ const { values: flags } = parseArgs({
     rounds: { type: "string", default: "4" },
     connections: { type: "string", default: "10" },
     rows: { type: "string", default: "1000" },
+    // The query string of every call; the default is the plain first call a consumer makes (100 rows).
+    query: { type: "string", default: "" },
     // Internal: this file re-runs itself with this flag to host the Redis REST stand-in in a process of its own.
     "redis-rest-child": { type: "string" },
   },
@@ -236,7 +238,7 @@ async function main() {
     apps.push(metered);
     const unmetered = await startApp({ ...common, NODE_ENV: "test", APP_URL: "http://127.0.0.1" });
     apps.push(unmetered);
-    const route = `/api/v1/sheets/${sheetId}?limit=20`;
+    const route = `/api/v1/sheets/${sheetId}${flags.query ? `?${flags.query}` : ""}`;
     const counter = quotaKey(user.id, periodOf(new Date()));
     const counted = async () => Number((await flusher.get(counter)) ?? 0);
 
@@ -309,7 +311,7 @@ async function main() {
     console.log(
       JSON.stringify({
         bench: "api",
-        route: "/api/v1/sheets/:sheetId?limit=20",
+        route: `/api/v1/sheets/:sheetId${flags.query ? `?${flags.query}` : ""}`,
         rows: ROWS,
         connections: CONNECTIONS,
         secondsPerMode: results.metered.reduce((sum, round) => sum + round.seconds, 0),
