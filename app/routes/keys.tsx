@@ -1,9 +1,10 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { json } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef } from "react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
+import { CopyButton } from "~/components/copy-button";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
@@ -201,7 +202,7 @@ function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
         >
           {apiKey}
         </code>
-        <CopyButton text={apiKey} label="Copy key" />
+        <CopyButton text={apiKey}>Copy key</CopyButton>
       </div>
     </section>
   );
@@ -226,33 +227,6 @@ function RevokeKey({ keyId, name }: { keyId: string; name: string }) {
   );
 }
 
-/**
- * Copies to the clipboard and says so for two seconds (announced through aria-live). The clipboard API exists only
- * in secure contexts, so on a plain-http deployment the button says to copy by hand instead of failing silently.
- */
-function CopyButton({ text, label }: { text: string; label: string }) {
-  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
-  const timer = useRef<ReturnType<typeof setTimeout>>();
-  useEffect(() => () => clearTimeout(timer.current), []);
-  return (
-    <button
-      type="button"
-      className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-sm font-medium hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
-      onClick={async () => {
-        try {
-          await navigator.clipboard.writeText(text);
-          setState("copied");
-        } catch {
-          setState("failed");
-        }
-        clearTimeout(timer.current);
-        timer.current = setTimeout(() => setState("idle"), 2000);
-      }}
-    >
-      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : label}</span>
-    </button>
-  );
-}
 
 export function ErrorBoundary() {
   return <GeneralErrorBoundary />;

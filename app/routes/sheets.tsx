@@ -7,8 +7,8 @@ import {
   unstable_parseMultipartFormData,
 } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import { useEffect, useRef, useState } from "react";
 import { FormError, primaryButton } from "~/components/forms";
+import { CopyButton } from "~/components/copy-button";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
@@ -300,38 +300,11 @@ function EndpointUrl({ url }: { url: string }) {
       >
         {url}
       </code>
-      <CopyButton text={url} label="Copy URL" />
+      <CopyButton text={url}>Copy URL</CopyButton>
     </div>
   );
 }
 
-/**
- * Copies to the clipboard and says so for two seconds (announced through aria-live). The clipboard API exists only
- * in secure contexts, so on a plain-http deployment the button says to copy by hand instead of failing silently.
- */
-function CopyButton({ text, label }: { text: string; label: string }) {
-  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
-  const timer = useRef<ReturnType<typeof setTimeout>>();
-  useEffect(() => () => clearTimeout(timer.current), []);
-  return (
-    <button
-      type="button"
-      className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-sm font-medium hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
-      onClick={async () => {
-        try {
-          await navigator.clipboard.writeText(text);
-          setState("copied");
-        } catch {
-          setState("failed");
-        }
-        clearTimeout(timer.current);
-        timer.current = setTimeout(() => setState("idle"), 2000);
-      }}
-    >
-      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : label}</span>
-    </button>
-  );
-}
 
 /** A <details> confirmation: works without JavaScript, and a stray click cannot delete anything. */
 function DeleteSheet({ sheetId, name, rowCount }: { sheetId: string; name: string; rowCount: number }) {

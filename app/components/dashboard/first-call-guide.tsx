@@ -1,5 +1,5 @@
 import { Link } from "@remix-run/react";
-import { CopyButton } from "./copy-button";
+import { CopyButton } from "~/components/copy-button";
 import { sheetEndpoint, type SheetSummaryView } from "./types";
 
 // The key itself is shown once, on /keys, and never stored; the guide can only show its shape.

@@ -1,5 +1,5 @@
 import { Link } from "@remix-run/react";
-import { CopyButton } from "./copy-button";
+import { CopyButton } from "~/components/copy-button";
 import { formatCount } from "./format";
 import { type Part, type SheetSummaryView, sheetEndpoint } from "./types";
 

@@ -4,7 +4,7 @@ import type { UsageRange } from "~/models/usage-history.server";
 import { buildChartData } from "./chart-data";
 import { formatCount, formatHour } from "./format";
 import type { ChartPoint, LiveUsage, Part } from "./types";
-import { useHydrated } from "./use-hydrated";
+import { useHydrated } from "~/components/use-hydrated";
 
 // recharts and its dependencies are most of the page's JavaScript; loading them in their own chunk after hydration
 // keeps the counter and the rest of the page interactive sooner.

@@ -1,8 +1,11 @@
 import { useEffect, useState } from "react";
 import { useHydrated } from "./use-hydrated";
 
-/** Copies `text`; rendered only once hydrated, since without JavaScript it could not do anything. */
-export function CopyButton({ text, label }: { text: string; label: string }) {
+/**
+ * Copies `text` and says so for a moment (announced through aria-live). Rendered only once hydrated, since without
+ * JavaScript it could not do anything. `children` is the visible text, `label` an optional longer accessible name.
+ */
+export function CopyButton({ text, label, children = "Copy" }: { text: string; label?: string; children?: string }) {
   const hydrated = useHydrated();
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   useEffect(() => {
@@ -25,7 +28,7 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
       }}
       className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-xs font-medium text-slate-800 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
     >
-      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : "Copy"}</span>
+      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : children}</span>
     </button>
   );
 }
