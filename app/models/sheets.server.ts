@@ -28,8 +28,25 @@ export interface SheetQuery {
 
 const summarySelect = { id: true, name: true, columns: true, rowCount: true, createdAt: true } as const;
 
-export function listSheets(db: Db, userId: string): Promise<SheetSummary[]> {
-  return db.sheet.findMany({ where: { userId }, select: summarySelect, orderBy: { createdAt: "desc" } });
+/** Newest first; `take` limits how many. */
+export function listSheets(db: Db, userId: string, options: { take?: number } = {}): Promise<SheetSummary[]> {
+  return db.sheet.findMany({
+    where: { userId },
+    select: summarySelect,
+    orderBy: [{ createdAt: "desc" }, { id: "asc" }],
+    take: options.take,
+  });
+}
+
+/** The newest `count` sheets, and whether the owner has more (for a short list that links to the full one). */
+export async function listNewestSheets(
+  db: Db,
+  userId: string,
+  count: number,
+): Promise<{ sheets: SheetSummary[]; hasMore: boolean }> {
+  // One row past the page says whether there are more, without a second (count) query.
+  const rows = await listSheets(db, userId, { take: count + 1 });
+  return { sheets: rows.slice(0, count), hasMore: rows.length > count };
 }
 
 /** The sheet if `userId` owns it; another owner's sheet and a missing one look the same (null). */

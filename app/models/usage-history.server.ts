@@ -105,24 +105,3 @@ export async function getUsageHistory(
     rows.length > 0 || (await db.usageSnapshot.findFirst({ where: { userId }, select: { hour: true } })) !== null;
   return { range, from, points: downsampleCumulative(rows, MAX_CHART_POINTS), snapshots: rows.length, hasAnyHistory };
 }
-
-export interface SheetSummary {
-  id: string;
-  name: string;
-  rowCount: number;
-  createdAt: Date;
-}
-
-/** The dashboard lists a handful of sheets; the full list lives on /sheets. */
-export const DASHBOARD_SHEETS = 6;
-
-export async function getSheetSummaries(db: Db, userId: string): Promise<{ sheets: SheetSummary[]; hasMore: boolean }> {
-  // One row past the page says whether there are more, without a second (count) query on every dashboard load.
-  const rows = await db.sheet.findMany({
-    where: { userId },
-    select: { id: true, name: true, rowCount: true, createdAt: true },
-    orderBy: [{ createdAt: "desc" }, { id: "asc" }],
-    take: DASHBOARD_SHEETS + 1,
-  });
-  return { sheets: rows.slice(0, DASHBOARD_SHEETS), hasMore: rows.length > DASHBOARD_SHEETS };
-}

@@ -14,7 +14,8 @@ import { UsageChart } from "~/components/dashboard/usage-chart";
 import { useLiveUsage } from "~/components/dashboard/use-live-usage";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
-import { getSheetSummaries, getUsageHistory, parseRange, type UsageRange } from "~/models/usage-history.server";
+import { listNewestSheets } from "~/models/sheets.server";
+import { getUsageHistory, parseRange, type UsageRange } from "~/models/usage-history.server";
 import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
@@ -42,12 +43,15 @@ function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value
   return { ok: false };
 }
 
+/** The dashboard lists a handful of sheets; the full list lives on /sheets. */
+const DASHBOARD_SHEETS = 6;
+
 /** The parts read from Postgres; settles, never rejects, so it can start before access is decided. */
 function loadPersistedParts(db: Db, userId: string, range: UsageRange, now: Date) {
   return Promise.allSettled([
     withTimeout(() => getUsageHistory(db, userId, range, now), "usage history"),
     withTimeout(() => getLastSyncRun(db), "last sync"),
-    withTimeout(() => getSheetSummaries(db, userId), "sheet summary"),
+    withTimeout(() => listNewestSheets(db, userId, DASHBOARD_SHEETS), "sheet summary"),
   ]);
 }
 
