@@ -51,8 +51,12 @@ export interface SyncResult {
   duplicate?: boolean;
 }
 
-export const DEFAULT_SCAN_COUNT = 5000;
-export const DEFAULT_BATCH_SIZE = 10_000;
+export const DEFAULT_SCAN_COUNT = 2000;
+// Large enough that a statement's fixed cost is noise (2 000 rows take tens of ms, the round trip and planning one),
+// small enough to bound memory: Prisma's debug module keeps the arguments of the last 100 debug calls even with
+// debugging off, and the driver adapter logs every query with its parameters, so the last 100 batches stay
+// reachable — about 1.2 MB per 10 000 rows. At 2 000 rows that ceiling is ~25 MB, reached after 200 000 users.
+export const DEFAULT_BATCH_SIZE = 2000;
 // Two upserts in flight keep Postgres busy while the next pages are read from Redis; more only adds lock and
 // memory pressure for no gain on a single database.
 const MAX_UPSERTS_IN_FLIGHT = 2;

@@ -1,0 +1,246 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { Redis } from "@upstash/redis";
+import { Redis as IORedis } from "ioredis";
+import pg from "pg";
+import { migrate } from "../scripts/lib/migrations";
+import {
+  createSyncRedis,
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_SCAN_COUNT,
+  syncUsageSnapshots,
+} from "~/models/usage-sync.server";
+import { createPrismaClient } from "~/utils/db.server";
+import { hourBucket, periodOf, quotaKey } from "~/utils/period";
+
+/**
+ * `npm run bench:sync -- --users N`: the real sync, end to end (Redis over the Upstash REST protocol → batched
+ * upserts in Postgres), against a scratch database and Redis database of its own, then the naive approach (one
+ * Prisma transaction per user) on a sample, in the same run and on the same data. The last stdout line is one JSON
+ * object so CI can read the figures.
+ */
+const { values: flags } = parseArgs({
+  options: {
+    users: { type: "string", default: "100000" },
+    sample: { type: "string", default: "2000" },
+    "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
+    "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
+    keep: { type: "boolean", default: false },
+    // Drops the foreign key UsageSnapshot → User in the scratch database, to measure what its checks cost.
+    "without-fk": { type: "boolean", default: false },
+  },
+});
+const USERS = Number(flags.users);
+const SAMPLE = Math.min(Number(flags.sample), USERS);
+const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+// Its own logical database: the test files use 1–14 by worker id, but only the first few in practice, and `npm
+// run dev` uses 0.
+const REDIS_DB = 11;
+const SEED_CHUNK = 20_000;
+
+const log = (line: string) => console.error(line);
+
+function databaseUrl(name: string): string {
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+// Users are numbered so the expected count of each is computable in SQL when verifying.
+const userId = (n: number) => `cbench${String(n).padStart(19, "0")}`;
+const expectedCount = (n: number) => ((n * 7919) % 100_000) + 1;
+
+async function seed(url: string, raw: IORedis, period: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // Generated server-side: seeding a million users costs one statement, not a million round trips.
+    await client.query(
+      `INSERT INTO "User" (id, email, "passwordHash", "updatedAt")
+       SELECT 'cbench' || lpad(n::text, 19, '0'), 'bench' || n || '@example.test', 'not-a-hash', now()
+       FROM generate_series(1, $1::int) AS n`,
+      [USERS],
+    );
+    // A live database's User table has long been vacuumed: hint bits set, visibility map current. Without this the
+    // timed run would pay for setting hint bits on every freshly loaded row, and autovacuum would wake up mid-run.
+    await client.query(`VACUUM (ANALYZE) "User"`);
+  } finally {
+    await client.end();
+  }
+  for (let start = 1; start <= USERS; start += SEED_CHUNK) {
+    const args: string[] = [];
+    for (let n = start; n < Math.min(start + SEED_CHUNK, USERS + 1); n++) {
+      args.push(quotaKey(userId(n), period), String(expectedCount(n)));
+    }
+    await raw.mset(...args);
+  }
+}
+
+async function verify(url: string, hour: Date): Promise<{ rows: number; wrong: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ rows: string; wrong: string }>(
+      `SELECT count(*) AS rows,
+              count(*) FILTER (WHERE used <> ((substring("userId" FROM 7)::bigint * 7919) % 100000) + 1
+                               OR hour <> $1::timestamp) AS wrong
+       FROM "UsageSnapshot"`,
+      [hour.toISOString().slice(0, 19).replace("T", " ")],
+    );
+    return { rows: Number(rows[0].rows), wrong: Number(rows[0].wrong) };
+  } finally {
+    await client.end();
+  }
+}
+
+/** One transaction per user, values read per page of keys: the write path the issue measures as "naive". */
+async function baseline(db: ReturnType<typeof createPrismaClient>, redis: Redis, period: string, hour: Date) {
+  const started = performance.now();
+  for (let start = 1; start <= SAMPLE; start += 1000) {
+    const ids = Array.from({ length: Math.min(1000, SAMPLE - start + 1) }, (_, i) => userId(start + i));
+    const counts = await redis.mget<(number | null)[]>(ids.map((id) => quotaKey(id, period)));
+    for (const [i, id] of ids.entries()) {
+      const used = Number(counts[i]);
+      await db.$transaction([
+        db.usageSnapshot.upsert({
+          where: { userId_hour: { userId: id, hour } },
+          create: { userId: id, period, hour, used },
+          update: { used },
+        }),
+      ]);
+    }
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * The REST stand-in in a process of its own, as Upstash is a service of its own: in this process it would compete
+ * with the sync for the one event loop and its garbage would count in the sync's peak RSS.
+ */
+async function startRestProcess(token: string) {
+  const module = pathToFileURL(path.resolve(import.meta.dirname, "../dev/redis-rest.ts")).href;
+  const script = `
+    import { startRedisRest } from ${JSON.stringify(module)};
+    const rest = await startRedisRest({ redisUrl: process.env.BENCH_REDIS_URL, token: process.env.BENCH_TOKEN, db: ${REDIS_DB} });
+    console.log(rest.url);
+    process.on("SIGTERM", async () => {
+      console.log(JSON.stringify({ maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+      await rest.close();
+      process.exit(0);
+    });`;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", script], {
+    env: { ...process.env, BENCH_REDIS_URL: REDIS_URL, BENCH_TOKEN: token },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.done) throw new Error("the Redis REST stand-in did not start");
+  return {
+    url: String(first.value),
+    /** Stops it and returns its peak RSS in MB. */
+    async close(): Promise<number> {
+      child.kill("SIGTERM");
+      const stats = await lines.next();
+      await once(child, "exit").catch(() => {});
+      return stats.done ? NaN : (JSON.parse(String(stats.value)) as { maxRssMb: number }).maxRssMb;
+    },
+  };
+}
+
+async function main() {
+  const database = `sm_bench_sync_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${database}"`);
+  const url = databaseUrl(database);
+  const raw = new IORedis(REDIS_URL, { db: REDIS_DB });
+  const token = `bench-${randomBytes(8).toString("hex")}`;
+  const rest = await startRestProcess(token);
+  const db = createPrismaClient(url);
+  // The client the route and the CLI give the sync, so the figure is what production would do.
+  const redis = createSyncRedis(rest.url, token);
+  let restPeakRssMb: number | undefined;
+
+  try {
+    await migrate(url);
+    if (flags["without-fk"]) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`ALTER TABLE "UsageSnapshot" DROP CONSTRAINT "UsageSnapshot_userId_fkey"`);
+      await client.end();
+      log("foreign key UsageSnapshot → User dropped (--without-fk)");
+    }
+    await raw.flushdb();
+    const now = new Date();
+    const period = periodOf(now);
+    const hour = hourBucket(now);
+
+    let t = performance.now();
+    await seed(url, raw, period);
+    log(`seeded ${USERS} users and counters in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    await db.$queryRaw`SELECT 1`; // open the pool outside the timed part
+
+    t = performance.now();
+    const result = await syncUsageSnapshots(
+      { redis, db },
+      { now, scanCount: Number(flags["scan-count"]), batchSize: Number(flags["batch-size"]) },
+    );
+    const seconds = (performance.now() - t) / 1000;
+    log(`sync: ${JSON.stringify(result)}`);
+    if (result.status !== "succeeded") throw new Error(`sync ended ${result.status}: ${result.error ?? ""}`);
+
+    const check = await verify(url, hour);
+    if (check.rows !== USERS || check.wrong !== 0 || result.users !== USERS) {
+      throw new Error(
+        `verification failed: ${check.rows} rows of ${USERS}, ${check.wrong} wrong, run says ${result.users}`,
+      );
+    }
+    log(`verified: ${check.rows} snapshots, all with the Redis value`);
+
+    // Another hour, so the baseline inserts rows as a first sync would instead of updating the ones just written.
+    const baselineSeconds = await baseline(db, redis, period, new Date(hour.getTime() + 3_600_000));
+    const usersPerSec = USERS / seconds;
+    const baselineUsersPerSec = SAMPLE / baselineSeconds;
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    restPeakRssMb = await rest.close();
+    const summary = {
+      users: USERS,
+      seconds: round(seconds, 3),
+      usersPerSec: Math.round(usersPerSec),
+      baselineUsersPerSec: Math.round(baselineUsersPerSec),
+      speedup: round(usersPerSec / baselineUsersPerSec, 1),
+      peakRssMb: Math.round(peakRssMb),
+    };
+    console.log(`users/s:          ${summary.usersPerSec} (${USERS} users in ${summary.seconds} s)`);
+    console.log(
+      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]})`,
+    );
+    console.log(`baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users)`);
+    console.log(`speed-up:         ${summary.speedup}×`);
+    console.log(`peak RSS:         ${summary.peakRssMb} MB (REST stand-in, its own process: ${restPeakRssMb} MB)`);
+    console.log(JSON.stringify(summary));
+  } finally {
+    await db.$disconnect();
+    if (!flags.keep) {
+      await raw.flushdb();
+      await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    } else {
+      log(`kept database ${database} and Redis db ${REDIS_DB}`);
+    }
+    raw.disconnect();
+    if (restPeakRssMb === undefined) await rest.close();
+    await admin.end();
+  }
+}
+
+function round(value: number, digits: number) {
+  return Number(value.toFixed(digits));
+}
+
+await main();
