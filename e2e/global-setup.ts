@@ -10,7 +10,7 @@ import { migrate } from "../scripts/lib/migrations";
 import { loadRawEnv } from "../app/utils/env.server";
 import { databaseUrl, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
 
-// Redis logical database reserved for the browser tests (the Vitest files use 1–14, `npm run dev` uses 0).
+// Redis logical database reserved for the browser tests (Vitest files claim 1–9, benches use 10–13, `npm run dev` 0).
 const E2E_REDIS_DB = 15;
 
 async function freePort(): Promise<number> {

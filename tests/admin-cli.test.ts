@@ -5,7 +5,7 @@ import { runAdmin } from "./helpers/cli";
 
 describe("npm run admin", () => {
   it("user:create prints the new user's id as JSON on the last line", async () => {
-    const result = runAdmin(["user:create", "--email", "ops@example.com", "--password", "operator password", "--limit", "250"]);
+    const result = await runAdmin(["user:create", "--email", "ops@example.com", "--password", "operator password", "--limit", "250"]);
     expect(result.status).toBe(0);
     expect(result.json).toMatchObject({ userId: expect.any(String), monthlyLimit: 250 });
     const user = await verifyLogin(getDb(), "ops@example.com", "operator password");
@@ -13,23 +13,23 @@ describe("npm run admin", () => {
     expect(user?.monthlyLimit).toBe(250);
   });
 
-  it("prints usage and exits 2 for a missing flag, a bad value or an unknown command", () => {
-    const missing = runAdmin(["user:create", "--email", "a@example.com"]);
+  it("prints usage and exits 2 for a missing flag, a bad value or an unknown command", async () => {
+    const missing = await runAdmin(["user:create", "--email", "a@example.com"]);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/Missing --password[\s\S]*Usage: npm run admin -- user:create/);
 
-    const badLimit = runAdmin(["user:create", "--email", "b@example.com", "--password", "long password", "--limit", "lots"]);
+    const badLimit = await runAdmin(["user:create", "--email", "b@example.com", "--password", "long password", "--limit", "lots"]);
     expect(badLimit.status).toBe(2);
     expect(badLimit.stderr).toMatch(/--limit must be a whole number/);
 
-    const unknown = runAdmin(["user:destroy"]);
+    const unknown = await runAdmin(["user:destroy"]);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/Unknown command: user:destroy[\s\S]*Commands:/);
   });
 
-  it("exits 1 with a readable message when the email is taken", () => {
-    runAdmin(["user:create", "--email", "twice@example.com", "--password", "long password"]);
-    const again = runAdmin(["user:create", "--email", "twice@example.com", "--password", "long password"]);
+  it("exits 1 with a readable message when the email is taken", async () => {
+    await runAdmin(["user:create", "--email", "twice@example.com", "--password", "long password"]);
+    const again = await runAdmin(["user:create", "--email", "twice@example.com", "--password", "long password"]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
   });

@@ -10,7 +10,7 @@ describe("admin CLI: key:create and sheet:import", () => {
   it("creates a key and imports a sheet for a user, answering in JSON", async () => {
     const user = await getDb().user.create({ data: { email: `cli-${Date.now()}@example.com`, passwordHash: "x" } });
 
-    const key = runAdmin(["key:create", "--user", user.id, "--name", "Nightly export"]);
+    const key = await runAdmin(["key:create", "--user", user.id, "--name", "Nightly export"]);
     expect(key.status).toBe(0);
     expect(key.json?.key).toMatch(/^sm_live_/);
     const stored = await getDb().apiKey.findUniqueOrThrow({ where: { hash: hashApiKey(String(key.json?.key)) } });
@@ -18,7 +18,7 @@ describe("admin CLI: key:create and sheet:import", () => {
 
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sm-cli-")), "prices.csv");
     fs.writeFileSync(file, "\uFEFFitem;price\nTea;3,5\nCake;4\n");
-    const sheet = runAdmin(["sheet:import", "--user", user.id, "--file", file]);
+    const sheet = await runAdmin(["sheet:import", "--user", user.id, "--file", file]);
     expect(sheet.status).toBe(0);
     expect(sheet.json).toEqual({ sheetId: expect.any(String), rows: 2 });
     const created = await getDb().sheet.findUniqueOrThrow({ where: { id: String(sheet.json?.sheetId) } });
@@ -26,11 +26,11 @@ describe("admin CLI: key:create and sheet:import", () => {
 
     const bad = path.join(path.dirname(file), "bad.csv");
     fs.writeFileSync(bad, "a,a\n1,2\n");
-    const refused = runAdmin(["sheet:import", "--user", user.id, "--file", bad, "--name", "Bad"]);
+    const refused = await runAdmin(["sheet:import", "--user", user.id, "--file", bad, "--name", "Bad"]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/appears twice/);
 
-    expect(runAdmin(["key:create"]).status).toBe(2);
-    expect(runAdmin(["key:create", "--user", "nobody"]).status).toBe(1);
+    expect((await runAdmin(["key:create"])).status).toBe(2);
+    expect((await runAdmin(["key:create", "--user", "nobody"])).status).toBe(1);
   });
 });

@@ -1,36 +1,13 @@
-import { execFile } from "node:child_process";
-import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { action } from "~/routes/api.cron.update-usage";
 import { getEnv } from "~/utils/env.server";
 import { quotaKey } from "~/utils/period";
+import { runAdmin } from "./helpers/cli";
 import { signQstash } from "./helpers/qstash-sign";
 import { syncFixtures } from "./helpers/sync-fixtures";
 
 const fx = syncFixtures();
 
-/**
- * `npm run admin -- …` as a child process. Asynchronous on purpose: this file's Upstash REST stand-in runs in this
- * process, and a spawnSync would block the very event loop that has to answer the child's Redis calls.
- */
-function runAdminAsync(args: string[]) {
-  return new Promise<{ status: number; stderr: string; json: Record<string, unknown> | null }>((resolve) => {
-    execFile(
-      path.resolve("node_modules/.bin/tsx"),
-      ["scripts/admin.ts", ...args],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        let json: Record<string, unknown> | null = null;
-        try {
-          json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-        } catch {
-          json = null;
-        }
-        resolve({ status: error ? Number(error.code ?? 1) : 0, stderr, json });
-      },
-    );
-  });
-}
 afterAll(() => fx.close());
 
 /** Snapshots without their hour, which is each run's own: what the two ways of syncing must agree on. */
@@ -61,7 +38,7 @@ describe("npm run admin -- sync:run", () => {
     const routeRows = await valuesByUserAndPeriod();
 
     await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun"`;
-    const cli = await runAdminAsync(["sync:run"]);
+    const cli = await runAdmin(["sync:run"]);
     expect(cli.status, cli.stderr).toBe(0);
     expect(cli.json).toMatchObject({
       status: "succeeded",
@@ -79,7 +56,7 @@ describe("npm run admin -- sync:run", () => {
   it("with --budget-ms runs the chunks back to back to the same end", async () => {
     const before = await valuesByUserAndPeriod();
     await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun"`;
-    const cli = await runAdminAsync(["sync:run", "--budget-ms", "0"]);
+    const cli = await runAdmin(["sync:run", "--budget-ms", "0"]);
     expect(cli.status, cli.stderr).toBe(0);
     expect(cli.json).toMatchObject({ status: "succeeded", users: 1500 });
     expect(await valuesByUserAndPeriod()).toEqual(before);

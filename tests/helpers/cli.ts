@@ -1,29 +1,37 @@
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import path from "node:path";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 
 export interface CliResult {
-  status: number | null;
+  status: number;
   stdout: string;
   stderr: string;
   /** The JSON object on the last stdout line, when there is one. */
   json: Record<string, unknown> | null;
 }
 
-/** Runs `npm run admin -- …` the way an operator would (a child process), against this test file's services. */
-export function runAdmin(args: string[], env: Record<string, string | undefined> = {}): CliResult {
-  const result = spawnSync(TSX, ["scripts/admin.ts", ...args], {
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-    timeout: 60_000,
+/**
+ * Runs `npm run admin -- …` the way an operator would (a child process), against this test file's services.
+ * Asynchronous on purpose: the file's Upstash REST stand-in runs in the test process, and a synchronous spawn would
+ * block the very event loop that has to answer the child's Redis calls.
+ */
+export function runAdmin(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      TSX,
+      ["scripts/admin.ts", ...args],
+      { env: { ...process.env, ...env }, timeout: 60_000, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        let json: Record<string, unknown> | null = null;
+        try {
+          json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+        } catch {
+          json = null;
+        }
+        const status = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ status, stdout, stderr, json });
+      },
+    );
   });
-  const lastLine = result.stdout.trim().split("\n").at(-1) ?? "";
-  let json: Record<string, unknown> | null = null;
-  try {
-    json = JSON.parse(lastLine);
-  } catch {
-    json = null;
-  }
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr, json };
 }

@@ -16,8 +16,23 @@ await admin.connect();
 await admin.query(`CREATE DATABASE "${database}" TEMPLATE "${inject("templateDatabase")}"`);
 await admin.end();
 
-// Redis database 0 is left to `npm run dev`; the end-to-end server uses 15.
-const redisDb = (Number(process.env.VITEST_POOL_ID ?? 1) % 14) + 1;
+// Each file claims one of Redis's logical databases 1–9 (0 is `npm run dev`'s, 10–13 the benches', 15 the browser
+// tests'), so two test runs on one machine never flush or SCAN each other's keys. A claim is a key in database 0
+// that expires on its own if the run dies.
+const CLAIMABLE_REDIS_DBS = 9;
+const claimToken = randomBytes(8).toString("hex");
+const claims = new IORedis(TEST_REDIS_URL, { db: 0 });
+const claimKey = (db: number) => `sheetmeter:test-redis-db:${db}`;
+let redisDb = 0;
+for (let attempt = 0; redisDb === 0; attempt++) {
+  for (let db = 1; db <= CLAIMABLE_REDIS_DBS && redisDb === 0; db++) {
+    if (await claims.set(claimKey(db), claimToken, "EX", 1800, "NX")) redisDb = db;
+  }
+  if (redisDb === 0) {
+    if (attempt > 600) throw new Error("No free Redis test database after a minute; are stale test runs going on?");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 const flusher = new IORedis(TEST_REDIS_URL, { db: redisDb });
 await flusher.flushdb();
 flusher.disconnect();
@@ -35,6 +50,8 @@ afterAll(async () => {
   const client = (globalThis as { __sheetmeterDb?: { $disconnect(): Promise<void> } }).__sheetmeterDb;
   await client?.$disconnect();
   await rest.close();
+  if ((await claims.get(claimKey(redisDb))) === claimToken) await claims.del(claimKey(redisDb));
+  claims.disconnect();
   const cleanup = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
   await cleanup.connect();
   await cleanup.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
