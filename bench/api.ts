@@ -305,7 +305,7 @@ async function main() {
     const appExtra =
       Math.round((summary.metered.appCpuMsPerRequest - summary.unmetered.appCpuMsPerRequest) * 100) / 100;
     log(
-      `the quota check costs ${appExtra} ms of app CPU per call (one HTTP round trip: fetch + the Upstash client) ` +
+      `the quota check costs ${appExtra} ms of app CPU per call (its share of a batched HTTP round trip through the Upstash client) ` +
         `and ${summary.metered.restCpuMsPerRequest} ms in the local REST stand-in, which a deployment does not run`,
     );
     console.log(

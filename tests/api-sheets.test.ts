@@ -241,6 +241,18 @@ describe("GET /api/v1/sheets/:sheetId", () => {
     );
     expect(cached.status).toBe(503);
 
+    // Concurrent calls share one batched quota round trip; when it fails, every one of them fails closed.
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        handleSheetRequest(
+          { redis: dead, db },
+          new Request(`http://localhost/api/v1/sheets/${sheetId}`, { headers: { Authorization: `Bearer ${key}` } }),
+          sheetId,
+        ),
+      ),
+    );
+    expect(burst.map((response) => response.status)).toEqual(Array(8).fill(503));
+
     const usage = await handleUsageRequest(
       { redis: dead, db },
       new Request("http://localhost/api/v1/usage", { headers }),

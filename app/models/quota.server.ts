@@ -1,4 +1,5 @@
-import type { Redis } from "@upstash/redis";
+import { createHash } from "node:crypto";
+import { errors, type Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { periodEnd, periodOf, quotaKey, secondsUntilReset } from "~/utils/period";
 
@@ -67,6 +68,97 @@ function scriptsFor(redis: Redis): QuotaScripts {
   return scripts;
 }
 
+/**
+ * Coalescing of concurrent quota checks. Calls made during one turn of the event loop (typically all the API
+ * requests whose earlier steps finished in the same poll phase) are held until `setImmediate` and sent as ONE
+ * pipeline of EVALSHAs: one HTTP round trip to Upstash instead of one per call, which is most of what a check
+ * costs. Each EVALSHA is still its own atomic script run on its own counter, so batching changes nothing about
+ * who is admitted; Redis runs them one after the other, in call order. Each caller gets its own reply or error.
+ * A batch of one is sent exactly as before (`Script.exec`), so a lightly loaded server pays only the wait for
+ * the end of the current loop turn.
+ */
+interface PendingConsume {
+  key: string;
+  args: string[];
+  resolve: (result: ScriptResult) => void;
+  reject: (error: unknown) => void;
+}
+
+// Bounds one request's size (Upstash limits it); 256 short commands make a body of a few tens of KB.
+export const MAX_QUOTA_BATCH = 256;
+const CONSUME_SHA1 = createHash("sha1").update(CONSUME_SCRIPT).digest("hex");
+const pendingByClient = new WeakMap<Redis, PendingConsume[]>();
+/** Round trips the batcher made, for tests and benches: how many pipelines, and how many calls rode in them. */
+export const quotaBatchStats = { batches: 0, calls: 0 };
+
+function runConsume(redis: Redis, key: string, args: string[]): Promise<ScriptResult> {
+  return new Promise<ScriptResult>((resolve, reject) => {
+    let pending = pendingByClient.get(redis);
+    if (!pending) {
+      pending = [];
+      pendingByClient.set(redis, pending);
+      const batch = pending;
+      setImmediate(() => {
+        if (pendingByClient.get(redis) === batch) pendingByClient.delete(redis);
+        // Whatever goes wrong, no caller may be left waiting; settling a settled promise again does nothing.
+        flushConsumes(redis, batch).catch((error: unknown) => batch.forEach((call) => call.reject(error)));
+      });
+    }
+    pending.push({ key, args, resolve, reject });
+    // A full batch takes no more calls (it still leaves at the end of this turn); later calls start the next one.
+    if (pending.length >= MAX_QUOTA_BATCH) {
+      pendingByClient.delete(redis);
+    }
+  });
+}
+
+const isNoScript = (error: unknown) => /noscript/i.test(String(error instanceof Error ? error.message : error));
+
+async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<void> {
+  quotaBatchStats.batches += 1;
+  quotaBatchStats.calls += batch.length;
+  const { consume } = scriptsFor(redis);
+  if (batch.length === 1) {
+    const [only] = batch;
+    await consume.exec([only.key], only.args).then((result) => only.resolve(result as ScriptResult), only.reject);
+    return;
+  }
+
+  const pipeline = redis.pipeline();
+  for (const call of batch) pipeline.evalsha(CONSUME_SHA1, [call.key], call.args);
+  let replies: { result?: unknown; error?: string }[];
+  try {
+    replies = await pipeline.exec<unknown[]>({ keepErrors: true });
+  } catch (error) {
+    // The round trip itself failed (Redis unreachable, 5xx…): every caller fails, and each fails closed.
+    for (const call of batch) call.reject(error);
+    return;
+  }
+
+  // NOSCRIPT (Redis restarted or flushed its scripts) means that command did not run, so sending it again as EVAL,
+  // which also reloads the script, cannot count a call twice.
+  const reload: PendingConsume[] = [];
+  batch.forEach((call, index) => {
+    const { result, error } = replies[index] ?? { result: undefined, error: "no reply for this command" };
+    if (!error) call.resolve(result as ScriptResult);
+    else if (isNoScript(error)) reload.push(call);
+    else call.reject(new errors.UpstashError(`Quota script failed: ${error}`));
+  });
+  if (reload.length === 0) return;
+  const retry = redis.pipeline();
+  for (const call of reload) retry.eval(CONSUME_SCRIPT, [call.key], call.args);
+  try {
+    const retried = await retry.exec<unknown[]>({ keepErrors: true });
+    reload.forEach((call, index) => {
+      const { result, error } = retried[index] ?? { result: undefined, error: "no reply for this command" };
+      if (error) call.reject(new errors.UpstashError(`Quota script failed: ${error}`));
+      else call.resolve(result as ScriptResult);
+    });
+  } catch (error) {
+    for (const call of reload) call.reject(error);
+  }
+}
+
 function expiresAtSeconds(period: string): string {
   return String(Math.floor(periodEnd(period).getTime() / 1000) + COUNTER_GRACE_SECONDS);
 }
@@ -101,13 +193,12 @@ export async function consumeQuota(
 ): Promise<QuotaState & { allowed: boolean }> {
   const period = periodOf(now);
   const key = quotaKey(owner.userId, period);
-  const { consume } = scriptsFor(redis);
   const args = [String(owner.monthlyLimit), expiresAtSeconds(period)];
 
-  let [status, used, limit] = (await consume.exec([key], [...args, ""])) as ScriptResult;
+  let [status, used, limit] = await runConsume(redis, key, [...args, ""]);
   if (status === -1) {
     const seed = await latestSnapshotUsed(db, owner.userId, period);
-    [status, used, limit] = (await consume.exec([key], [...args, String(seed)])) as ScriptResult;
+    [status, used, limit] = await runConsume(redis, key, [...args, String(seed)]);
   }
   return { allowed: status === 1, ...stateOf(used, limit, period, now) };
 }
