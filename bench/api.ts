@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { Redis as IORedis } from "ioredis";
-import pg from "pg";
-import { startRedisRest } from "../dev/redis-rest";
-import { migrate } from "../scripts/lib/migrations";
+import { freePort } from "../dev/ports";
+import { startRedisRestProcess } from "../dev/redis-rest-process";
+import { createScratchDatabase } from "../scripts/lib/scratch-db";
 import { createApiKey } from "~/models/api-keys.server";
 import { importSheet } from "~/models/csv-import.server";
 import { createPrismaClient } from "~/utils/db.server";
@@ -36,7 +35,6 @@ const { values: flags } = parseArgs({
     // The query string of every call; the default is the plain first call a consumer makes (100 rows).
     query: { type: "string", default: "" },
     // Internal: this file re-runs itself with this flag to host the Redis REST stand-in in a process of its own.
-    "redis-rest-child": { type: "string" },
   },
 });
 const SECONDS_PER_MODE = Number(flags.duration);
@@ -52,51 +50,6 @@ const REDIS_DB = 12;
 const BENCH_LIMIT = 2_000_000_000;
 
 const log = (line: string) => console.error(line);
-
-function databaseUrl(name: string): string {
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * The stand-in runs in its own process: in this one it would share an event loop with autocannon, and every
- * metered call would wait behind the load generator, which no deployment does (Upstash is a remote service).
- */
-async function serveRedisRestChild(token: string) {
-  const rest = await startRedisRest({ redisUrl: REDIS_URL, token, db: REDIS_DB });
-  console.log(JSON.stringify({ url: rest.url }));
-  const stop = () => void rest.close().then(() => process.exit(0));
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-}
-
-async function startRedisRestProcess(token: string): Promise<{ url: string; process: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, "--redis-rest-child", token], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    child.stdout?.on("data", (chunk) => {
-      buffered += String(chunk);
-      const line = buffered.split("\n").find((candidate) => candidate.startsWith("{"));
-      if (line) resolve((JSON.parse(line) as { url: string }).url);
-    });
-    child.once("exit", (code) => reject(new Error(`the Redis REST stand-in exited with ${code}`)));
-  });
-  return { url, process: child };
-}
 
 interface AppServer {
   url: string;
@@ -200,19 +153,15 @@ function combine(rounds: Round[]) {
 async function main() {
   if (!fs.existsSync("build/index.js")) throw new Error("No build/index.js: run `npx remix build` first.");
   const defaults = loadRawEnv();
-  const database = `sm_bench_api_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${database}"`);
+  const scratch = await createScratchDatabase(PG_ADMIN_URL, "sm_bench_api");
   const flusher = new IORedis(REDIS_URL, { db: REDIS_DB });
   const apps: AppServer[] = [];
-  let rest: { url: string; process: ChildProcess } | undefined;
-  const db = createPrismaClient(databaseUrl(database));
+  let rest: Awaited<ReturnType<typeof startRedisRestProcess>> | undefined;
+  const db = createPrismaClient(scratch.url);
   try {
-    await migrate(databaseUrl(database));
     await flusher.flushdb();
     const token = `bench-${randomBytes(8).toString("hex")}`;
-    rest = await startRedisRestProcess(token);
+    rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: REDIS_DB });
 
     const user = await db.user.create({
       data: { email: "bench-api@example.com", passwordHash: "unused", monthlyLimit: BENCH_LIMIT },
@@ -224,10 +173,10 @@ async function main() {
     for (let i = 0; i < ROWS; i++)
       csv.push(`${i},Person ${i},${cities[i % cities.length]},${(i * 37) % 1000},${i % 2 === 0}`);
     const { sheetId } = await importSheet(db, { userId: user.id, name: "bench", bytes: Buffer.from(csv.join("\n")) });
-    log(`Seeded a sheet of ${ROWS} rows in ${database}; Redis db ${REDIS_DB} behind ${rest.url}.`);
+    log(`Seeded a sheet of ${ROWS} rows in ${scratch.name}; Redis db ${REDIS_DB} behind ${rest.url}.`);
 
     const common = {
-      DATABASE_URL: databaseUrl(database),
+      DATABASE_URL: scratch.url,
       UPSTASH_REDIS_REST_URL: rest.url,
       UPSTASH_REDIS_REST_TOKEN: token,
       QSTASH_URL: defaults.QSTASH_URL ?? "http://127.0.0.1:8080",
@@ -258,7 +207,7 @@ async function main() {
       for (const [mode, app] of round % 2 === 1 ? order : [...order].reverse()) {
         const before = await counted();
         const appCpuBefore = cpuSeconds(app.process.pid);
-        const restCpuBefore = cpuSeconds(rest.process.pid);
+        const restCpuBefore = cpuSeconds(rest.pid);
         const measured = await hammer(app.url + route, key, roundSeconds);
         const perRequest = (after: number | null, start: number | null) =>
           after === null || start === null
@@ -267,7 +216,7 @@ async function main() {
         const result: Round = {
           ...measured,
           appCpuMs: perRequest(cpuSeconds(app.process.pid), appCpuBefore),
-          restCpuMs: perRequest(cpuSeconds(rest.process.pid), restCpuBefore),
+          restCpuMs: perRequest(cpuSeconds(rest.pid), restCpuBefore),
         };
         // Let calls still in flight when autocannon stopped finish, so they are not charged to the next round.
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -324,17 +273,15 @@ async function main() {
     );
   } finally {
     for (const app of apps) await stopProcess(app.process);
-    if (rest) await stopProcess(rest.process);
+    if (rest) await rest.stop();
     await db.$disconnect();
     await flusher.flushdb().catch(() => undefined);
     flusher.disconnect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
+    await scratch.drop();
   }
 }
 
-const run = flags["redis-rest-child"] ? serveRedisRestChild(flags["redis-rest-child"]) : main();
-run.catch((error: unknown) => {
+main().catch((error: unknown) => {
   console.error(`bench:api failed: ${(error as Error).message}`);
   process.exitCode = 1;
 });

@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis as IORedis } from "ioredis";
 import pg from "pg";
-import { migrate } from "../scripts/lib/migrations";
+import { startRedisRestProcess } from "../dev/redis-rest-process";
+import { createScratchDatabase } from "../scripts/lib/scratch-db";
 import { USAGE_RANGES, type UsageRange } from "~/models/usage-history.server";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
@@ -39,12 +38,6 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? "redis
 const REDIS_DB = 10;
 
 const log = (line: string) => console.error(line);
-
-function databaseUrl(name: string): string {
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 function percentile(sorted: number[], p: number): number {
   const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
@@ -108,32 +101,6 @@ async function seed(url: string, customerIds: string[], end: Date) {
   }
 }
 
-/**
- * The Upstash REST stand-in in a child process of its own: in production Upstash runs elsewhere, so its request
- * handling must not share the event loop (and the CPU) with the loader being measured.
- */
-async function startRedisRestProcess(token: string): Promise<{ url: string; child: ChildProcess }> {
-  const module = path.resolve(import.meta.dirname, "../dev/redis-rest.ts");
-  const code = `
-    const { startRedisRest } = await import(${JSON.stringify(module)});
-    const server = await startRedisRest(${JSON.stringify({ redisUrl: REDIS_URL, token, db: REDIS_DB })});
-    console.log(server.url);
-    process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
-  `;
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (chunk) => {
-      out += String(chunk);
-      if (out.includes("\n")) resolve(out.trim());
-    });
-    child.once("exit", (code) => reject(new Error(`the Redis REST stand-in exited with code ${code}`)));
-  });
-  return { url, child };
-}
-
 async function time(run: () => Promise<Response>): Promise<number> {
   const started = performance.now();
   const response = await run();
@@ -145,17 +112,15 @@ async function time(run: () => Promise<Response>): Promise<number> {
 }
 
 async function main() {
-  const database = `sm_bench_dash_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${database}"`);
-  const url = databaseUrl(database);
+  // The stand-in runs in a process of its own: in production Upstash runs elsewhere, so its request handling must
+  // not share the event loop (and the CPU) with the loader being measured.
+  const scratch = await createScratchDatabase(PG_ADMIN_URL, "sm_bench_dash");
+  const url = scratch.url;
   const raw = new IORedis(REDIS_URL, { db: REDIS_DB });
   const token = `bench-${randomBytes(8).toString("hex")}`;
-  const rest = await startRedisRestProcess(token);
+  const rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: REDIS_DB });
 
   try {
-    await migrate(url);
     await raw.flushdb();
     // The app reads its configuration lazily, on first use, so setting it here (before any call) is enough.
     Object.assign(process.env, {
@@ -226,15 +191,14 @@ async function main() {
     if (worstP95 > TARGET_P95_MS) process.exitCode = 1;
   } finally {
     await getDb().$disconnect();
-    rest.child.kill("SIGTERM");
+    await rest.stop();
     if (flags.keep) {
-      log(`kept database ${database} and Redis db ${REDIS_DB}`);
+      log(`kept database ${scratch.name} and Redis db ${REDIS_DB}`);
     } else {
       await raw.flushdb();
-      await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+      await scratch.drop();
     }
     raw.disconnect();
-    await admin.end();
   }
 }
 

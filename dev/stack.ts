@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { Client } from "@upstash/qstash";
 import { Redis as IORedis } from "ioredis";
 import { migrate } from "../scripts/lib/migrations";
@@ -7,6 +6,7 @@ import { ensureHourlySchedule } from "../scripts/lib/schedule";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./pglite";
 import { startQstash, type QstashServer } from "./qstash";
 import { startRedisRest, type RedisRestServer } from "./redis-rest";
+import { freePort } from "./ports";
 
 /**
  * Everything the app needs locally, in the shape production has it: Redis behind the Upstash REST stand-in, the
@@ -85,14 +85,6 @@ async function redisAnswers(url: string): Promise<boolean> {
   } finally {
     probe.disconnect();
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function startRedisServer(log: (line: string) => void): Promise<{ url: string; child: ChildProcess }> {

@@ -1,28 +1,16 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import path from "node:path";
-import pg from "pg";
 import { Redis as IORedis } from "ioredis";
 import { startQstash } from "../dev/qstash";
 import { startRedisRest } from "../dev/redis-rest";
-import { migrate } from "../scripts/lib/migrations";
+import { freePort } from "../dev/ports";
+import { createScratchDatabase } from "../scripts/lib/scratch-db";
 import { loadRawEnv } from "../app/utils/env.server";
-import { databaseUrl, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
+import { TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
 
 // Redis logical database reserved for the browser tests (Vitest files claim 1–9, benches use 10–13, `npm run dev` 0).
 const E2E_REDIS_DB = 15;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForHealthy(url: string, server: ChildProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -45,12 +33,7 @@ async function waitForHealthy(url: string, server: ChildProcess, timeoutMs = 30_
  */
 export default async function globalSetup() {
   const defaults = loadRawEnv();
-  const database = `sm_e2e_${randomBytes(5).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${database}"`);
-  const databaseURL = databaseUrl(database);
-  await migrate(databaseURL);
+  const scratch = await createScratchDatabase(TEST_PG_ADMIN_URL, "sm_e2e");
 
   const flusher = new IORedis(TEST_REDIS_URL, { db: E2E_REDIS_DB });
   await flusher.flushdb();
@@ -66,7 +49,7 @@ export default async function globalSetup() {
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
   const env = {
-    DATABASE_URL: databaseURL,
+    DATABASE_URL: scratch.url,
     UPSTASH_REDIS_REST_URL: rest.url,
     UPSTASH_REDIS_REST_TOKEN: redisToken,
     QSTASH_URL: qstash.url,
@@ -94,8 +77,7 @@ export default async function globalSetup() {
     server.kill("SIGTERM");
     await qstash.close();
     await rest.close();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
+    await scratch.drop();
     if (process.env.E2E_SERVER_LOG) console.log(output.join(""));
   };
 }
