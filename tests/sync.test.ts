@@ -281,44 +281,52 @@ describe("syncUsageSnapshots: chunks and failures", () => {
     expect(replay).toMatchObject({ duplicate: true, chunks: second.chunks, users: second.users });
   });
 
-  it("a Postgres failure mid-run marks the run failed; the retry of the same message resumes it and loses nothing", async () => {
-    const users = await fx.createUsers(2000);
-    const counts = new Map(users.map((id, i) => [id, i + 1]));
-    await fx.setCounts("2026-11", counts);
-    // The 900th snapshot written fails its statement, once: sequences do not roll back, so the retry passes.
-    await db.$executeRawUnsafe(`CREATE SEQUENCE sync_rows_seen`);
-    await db.$executeRawUnsafe(`
+  // Pages smaller than a batch (several pages per statement), and pages larger than one (a page in several parts,
+  // where the cursor may only move once the page's last part commits).
+  it.each([
+    { scanCount: 100, batchSize: 250 },
+    { scanCount: 600, batchSize: 250 },
+  ])(
+    "a Postgres failure mid-run marks the run failed; the retry of the same message resumes it and loses nothing (SCAN COUNT $scanCount, batch $batchSize)",
+    async ({ scanCount, batchSize }) => {
+      const users = await fx.createUsers(2000);
+      const counts = new Map(users.map((id, i) => [id, i + 1]));
+      await fx.setCounts("2026-11", counts);
+      // The 900th snapshot written fails its statement, once: sequences do not roll back, so the retry passes.
+      await db.$executeRawUnsafe(`CREATE SEQUENCE sync_rows_seen`);
+      await db.$executeRawUnsafe(`
       CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF nextval('sync_rows_seen') = 900 THEN RAISE EXCEPTION 'simulated outage'; END IF;
         RETURN NEW;
       END $$`);
-    await db.$executeRawUnsafe(
-      `CREATE TRIGGER fail_once BEFORE INSERT ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION fail_once()`,
-    );
-    try {
-      const options = { now, messageId: "msg_flaky", scanCount: 100, batchSize: 250 };
-      const failed = await syncUsageSnapshots({ redis: redis(), db }, options);
-      expect(failed).toMatchObject({ status: "failed", error: expect.stringContaining("simulated outage") });
-      expect(failed.users).toBeGreaterThan(0);
-      expect(failed.users).toBeLessThan(2000);
-      expect(failed.cursor).not.toBe("0");
-      const [run] = await fx.runs();
-      expect(run).toMatchObject({
-        status: "failed",
-        cursor: failed.cursor,
-        error: expect.stringContaining("simulated outage"),
-      });
-      expect(await getLastSyncRun(db)).toMatchObject({ id: run.id, status: "failed" });
+      await db.$executeRawUnsafe(
+        `CREATE TRIGGER fail_once BEFORE INSERT ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION fail_once()`,
+      );
+      try {
+        const options = { now, messageId: "msg_flaky", scanCount, batchSize };
+        const failed = await syncUsageSnapshots({ redis: redis(), db }, options);
+        expect(failed).toMatchObject({ status: "failed", error: expect.stringContaining("simulated outage") });
+        expect(failed.users).toBeGreaterThan(0);
+        expect(failed.users).toBeLessThan(2000);
+        expect(failed.cursor).not.toBe("0");
+        const [run] = await fx.runs();
+        expect(run).toMatchObject({
+          status: "failed",
+          cursor: failed.cursor,
+          error: expect.stringContaining("simulated outage"),
+        });
+        expect(await getLastSyncRun(db)).toMatchObject({ id: run.id, status: "failed" });
 
-      const retried = await syncUsageSnapshots({ redis: redis(), db }, options);
-      expect(retried).toMatchObject({ runId: failed.runId, status: "succeeded", users: 2000, chunks: 2 });
-      expect(await fx.snapshots()).toEqual(expectedSnapshots(counts, now, "2026-11"));
-      expect(await getLastSyncRun(db)).toMatchObject({ id: run.id, status: "succeeded", users: 2000, error: null });
-    } finally {
-      await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS fail_once ON "UsageSnapshot"`);
-      await db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS fail_once()`);
-      await db.$executeRawUnsafe(`DROP SEQUENCE IF EXISTS sync_rows_seen`);
-    }
-  });
+        const retried = await syncUsageSnapshots({ redis: redis(), db }, options);
+        expect(retried).toMatchObject({ runId: failed.runId, status: "succeeded", users: 2000, chunks: 2 });
+        expect(await fx.snapshots()).toEqual(expectedSnapshots(counts, now, "2026-11"));
+        expect(await getLastSyncRun(db)).toMatchObject({ id: run.id, status: "succeeded", users: 2000, error: null });
+      } finally {
+        await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS fail_once ON "UsageSnapshot"`);
+        await db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS fail_once()`);
+        await db.$executeRawUnsafe(`DROP SEQUENCE IF EXISTS sync_rows_seen`);
+      }
+    },
+  );
 });
