@@ -3,7 +3,8 @@ import { defineConfig, devices } from "@playwright/test";
 
 // Our machines cannot download Playwright's browsers; Debian's Chromium is used where it exists.
 const SYSTEM_CHROMIUM = "/usr/bin/chromium";
-const executablePath = process.env.PLAYWRIGHT_CHROMIUM_PATH ?? (fs.existsSync(SYSTEM_CHROMIUM) ? SYSTEM_CHROMIUM : undefined);
+const executablePath =
+  process.env.PLAYWRIGHT_CHROMIUM_PATH ?? (fs.existsSync(SYSTEM_CHROMIUM) ? SYSTEM_CHROMIUM : undefined);
 
 export default defineConfig({
   testDir: "./e2e",

@@ -49,4 +49,3 @@ async function main(argv: string[]): Promise<number> {
 process.exitCode = await main(process.argv.slice(2));
 // The Redis and QStash clients keep sockets alive; a CLI run is over once its answer is printed.
 process.exit();
-

@@ -25,7 +25,9 @@ if (existing) {
   const { key } = await createApiKey(db, user.id, "Demo key");
   const appUrl = getEnv().APP_URL;
   console.log(`Log in at ${appUrl}/login as ${DEMO_EMAIL} / ${DEMO_PASSWORD}`);
-  console.log(`curl -H "Authorization: Bearer ${key}" "${appUrl}/api/v1/sheets/${sheet.sheetId}?sort=moons&order=desc"`);
+  console.log(
+    `curl -H "Authorization: Bearer ${key}" "${appUrl}/api/v1/sheets/${sheet.sheetId}?sort=moons&order=desc"`,
+  );
   console.log(JSON.stringify({ userId: user.id, sheetId: sheet.sheetId, key, created: true }));
 }
 await db.$disconnect();

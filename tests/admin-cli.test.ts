@@ -5,7 +5,15 @@ import { runAdmin } from "./helpers/cli";
 
 describe("npm run admin", () => {
   it("user:create prints the new user's id as JSON on the last line", async () => {
-    const result = await runAdmin(["user:create", "--email", "ops@example.com", "--password", "operator password", "--limit", "250"]);
+    const result = await runAdmin([
+      "user:create",
+      "--email",
+      "ops@example.com",
+      "--password",
+      "operator password",
+      "--limit",
+      "250",
+    ]);
     expect(result.status).toBe(0);
     expect(result.json).toMatchObject({ userId: expect.any(String), monthlyLimit: 250 });
     const user = await verifyLogin(getDb(), "ops@example.com", "operator password");
@@ -18,7 +26,15 @@ describe("npm run admin", () => {
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/Missing --password[\s\S]*Usage: npm run admin -- user:create/);
 
-    const badLimit = await runAdmin(["user:create", "--email", "b@example.com", "--password", "long password", "--limit", "lots"]);
+    const badLimit = await runAdmin([
+      "user:create",
+      "--email",
+      "b@example.com",
+      "--password",
+      "long password",
+      "--limit",
+      "lots",
+    ]);
     expect(badLimit.status).toBe(2);
     expect(badLimit.stderr).toMatch(/--limit must be a whole number/);
 

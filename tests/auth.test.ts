@@ -97,7 +97,9 @@ describe("log-in", () => {
 
 describe("sessions", () => {
   it("sends a visitor without a session to log in, remembering where they were going", async () => {
-    const response = await settle(dashboardLoader({ request: getRequest("/dashboard?range=7d"), params: {}, context: {} }));
+    const response = await settle(
+      dashboardLoader({ request: getRequest("/dashboard?range=7d"), params: {}, context: {} }),
+    );
     expect(response.status).toBe(302);
     expect(response.headers.get("Location")).toBe("/login?redirectTo=%2Fdashboard%3Frange%3D7d");
   });

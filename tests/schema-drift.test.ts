@@ -98,7 +98,8 @@ describe("migrations match prisma/schema.prisma", () => {
         const wanted: { columns: string[]; unique: boolean }[] = [];
         for (const field of fieldsOf(model)) {
           for (const attribute of field.attributes ?? []) {
-            if (attribute.name === "id" || attribute.name === "unique") wanted.push({ columns: [field.name], unique: true });
+            if (attribute.name === "id" || attribute.name === "unique")
+              wanted.push({ columns: [field.name], unique: true });
           }
         }
         for (const property of model.properties) {
@@ -110,7 +111,10 @@ describe("migrations match prisma/schema.prisma", () => {
           const found = indexes.find(
             (i) => i.table === model.name && i.unique === index.unique && i.columns.join() === index.columns.join(),
           );
-          expect(found, `${model.name}(${index.columns.join(", ")}) ${index.unique ? "unique " : ""}index`).toBeDefined();
+          expect(
+            found,
+            `${model.name}(${index.columns.join(", ")}) ${index.unique ? "unique " : ""}index`,
+          ).toBeDefined();
         }
       });
     });

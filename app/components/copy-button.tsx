@@ -28,7 +28,9 @@ export function CopyButton({ text, label, children = "Copy" }: { text: string; l
       }}
       className="shrink-0 rounded border border-slate-300 bg-white px-2 py-1 text-xs font-medium text-slate-800 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
     >
-      <span aria-live="polite">{state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : children}</span>
+      <span aria-live="polite">
+        {state === "copied" ? "Copied" : state === "failed" ? "Select and copy" : children}
+      </span>
     </button>
   );
 }

@@ -25,9 +25,6 @@ async function timed(check: () => Promise<unknown>): Promise<DependencyState> {
 }
 
 export async function checkHealth(db: Db, redis: Redis) {
-  const [postgres, redisState] = await Promise.all([
-    timed(() => db.$queryRaw`SELECT 1`),
-    timed(() => redis.ping()),
-  ]);
+  const [postgres, redisState] = await Promise.all([timed(() => db.$queryRaw`SELECT 1`), timed(() => redis.ping())]);
   return { ok: postgres.ok && redisState.ok, postgres, redis: redisState };
 }

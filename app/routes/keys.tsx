@@ -227,7 +227,6 @@ function RevokeKey({ keyId, name }: { keyId: string; name: string }) {
   );
 }
 
-
 export function ErrorBoundary() {
   return <GeneralErrorBoundary />;
 }

@@ -35,7 +35,11 @@ export async function action({ request }: ActionFunctionArgs) {
   if (lock.locked) {
     const minutes = Math.ceil(lock.retryAfterSeconds / 60);
     return json<ActionData>(
-      { errors: { form: `Too many failed log-ins for this email. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.` } },
+      {
+        errors: {
+          form: `Too many failed log-ins for this email. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+        },
+      },
       { status: 429, headers: { "Retry-After": String(lock.retryAfterSeconds) } },
     );
   }
@@ -74,7 +78,10 @@ export default function LoginPage() {
       </Form>
       <p className="mt-4 text-sm text-slate-700">
         New to Sheetmeter?{" "}
-        <Link to={{ pathname: "/signup", search: searchParams.toString() }} className="font-medium text-indigo-700 underline">
+        <Link
+          to={{ pathname: "/signup", search: searchParams.toString() }}
+          className="font-medium text-indigo-700 underline"
+        >
           Create an account
         </Link>
       </p>

@@ -305,7 +305,6 @@ function EndpointUrl({ url }: { url: string }) {
   );
 }
 
-
 /** A <details> confirmation: works without JavaScript, and a stray click cannot delete anything. */
 function DeleteSheet({ sheetId, name, rowCount }: { sheetId: string; name: string; rowCount: number }) {
   return (

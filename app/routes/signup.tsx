@@ -62,7 +62,10 @@ export default function SignupPage() {
       </Form>
       <p className="mt-4 text-sm text-slate-700">
         Already have an account?{" "}
-        <Link to={{ pathname: "/login", search: searchParams.toString() }} className="font-medium text-indigo-700 underline">
+        <Link
+          to={{ pathname: "/login", search: searchParams.toString() }}
+          className="font-medium text-indigo-700 underline"
+        >
           Log in
         </Link>
       </p>

@@ -44,7 +44,9 @@ function readDotenv(file: string): Record<string, string> {
 }
 
 /** The raw variables in precedence order: environment, then .env, then .env.example. */
-export function loadRawEnv(source: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
+export function loadRawEnv(
+  source: Record<string, string | undefined> = process.env,
+): Record<string, string | undefined> {
   return { ...readDotenv(".env.example"), ...readDotenv(".env"), ...source };
 }
 

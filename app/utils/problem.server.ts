@@ -18,10 +18,13 @@ export interface Problem {
 export function problem({ status, type, title, detail, ...extensions }: Problem, headers?: HeadersInit): Response {
   const responseHeaders = new Headers(headers);
   responseHeaders.set("Content-Type", "application/problem+json");
-  return json({ type: `${PROBLEM_BASE}#${type}`, title, status, detail, ...extensions }, {
-    status,
-    headers: responseHeaders,
-  });
+  return json(
+    { type: `${PROBLEM_BASE}#${type}`, title, status, detail, ...extensions },
+    {
+      status,
+      headers: responseHeaders,
+    },
+  );
 }
 
 export function methodNotAllowed(allowed: string[]): Response {

@@ -13,7 +13,10 @@ export function databaseUrl(adminUrl: string, name: string): string {
  * A migrated database of its own for a benchmark, named `<prefix>_<random>`, dropped by `drop()` even while
  * connections to it are still open.
  */
-export async function createScratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+export async function createScratchDatabase(
+  adminUrl: string,
+  prefix: string,
+): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
