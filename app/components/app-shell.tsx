@@ -23,12 +23,3 @@ export function PageHeader({
     </div>
   );
 }
-
-/** A white panel for one part of a page. */
-export function Panel({ children, className = "" }: { children: ReactNode; className?: string }) {
-  return (
-    <section className={`rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-5 ${className}`}>
-      {children}
-    </section>
-  );
-}

@@ -4,6 +4,7 @@ import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-
 import { useEffect, useRef } from "react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
+import { PageHeader } from "~/components/app-shell";
 import { CopyButton } from "~/components/copy-button";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
@@ -81,17 +82,19 @@ export default function KeysPage() {
 
   return (
     <div className="space-y-8">
-      <div>
-        <h1 className="text-2xl font-semibold">API keys</h1>
-        <p className="mt-1 text-slate-700">
-          Send a key as <code className="rounded bg-slate-100 px-1 text-sm">Authorization: Bearer sm_live_…</code> to
-          call your{" "}
-          <Link to="/sheets" className="font-medium text-indigo-700 underline">
-            sheets
-          </Link>
-          . Every call counts against your monthly quota.
-        </p>
-      </div>
+      <PageHeader
+        title="API keys"
+        description={
+          <>
+            Send a key as <code className="rounded bg-slate-100 px-1 text-sm">Authorization: Bearer sm_live_…</code> to
+            call your{" "}
+            <Link to="/sheets" className="font-medium text-indigo-700 underline">
+              sheets
+            </Link>
+            . Every call counts against your monthly quota.
+          </>
+        }
+      />
 
       {created ? <NewKey name={created.name} apiKey={created.key} /> : null}
 

@@ -8,6 +8,7 @@ import {
 } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { FormError, primaryButton } from "~/components/forms";
+import { PageHeader } from "~/components/app-shell";
 import { CopyButton } from "~/components/copy-button";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
@@ -99,10 +100,7 @@ export default function SheetsPage() {
 
   return (
     <div className="space-y-8">
-      <div>
-        <h1 className="text-2xl font-semibold">Sheets</h1>
-        <p className="mt-1 text-slate-700">Upload a CSV and every row is available as JSON from its own endpoint.</p>
-      </div>
+      <PageHeader title="Sheets" description="Upload a CSV and every row is available as JSON from its own endpoint." />
 
       <section
         aria-labelledby="upload-heading"
