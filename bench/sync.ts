@@ -9,12 +9,8 @@ import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { migrate } from "../scripts/lib/migrations";
-import {
-  createSyncRedis,
-  DEFAULT_BATCH_SIZE,
-  DEFAULT_SCAN_COUNT,
-  syncUsageSnapshots,
-} from "~/models/usage-sync.server";
+import { DEFAULT_BATCH_SIZE, DEFAULT_SCAN_COUNT, syncUsageSnapshots } from "~/models/usage-sync.server";
+import { createSyncRedis } from "~/utils/redis.server";
 import { createPrismaClient } from "~/utils/db.server";
 import { hourBucket, periodOf, quotaKey } from "~/utils/period";
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { createSyncRedis, syncUsageSnapshots } from "~/models/usage-sync.server";
+import { syncUsageSnapshots } from "~/models/usage-sync.server";
+import { createSyncRedis } from "~/utils/redis.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { action, loader } from "~/routes/api.cron.update-usage";
 import { getEnv } from "~/utils/env.server";

@@ -1,4 +1,4 @@
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { hourBucket, isPeriod, parseQuotaKey, periodEnd, periodOf, QUOTA_KEY_PATTERN } from "~/utils/period";
 
@@ -463,26 +463,6 @@ export async function syncUsageSnapshots(
     if (status !== "failed") throw recordError;
   }
   return { runId: run.id, status, cursor: outcome.cursor, ...totals, ...(error ? { error } : {}) };
-}
-
-/**
- * The Redis client the sync should be given. The app's client deserialises every reply — a JSON.parse attempt per
- * key, which throws for every "quota:…" key — and that alone costs more CPU than the rest of the sync together.
- * Keys and counters are plain strings, so this one hands them over raw. (The sync works with either client.)
- */
-export function createSyncRedis(url: string, token: string): Redis {
-  return new Redis({
-    url,
-    token,
-    automaticDeserialization: false,
-    // Replies as plain JSON strings rather than base64: keys and counters are ASCII, and the base64 round trip
-    // (encoding on the server, decoding here) was a third of the time spent reading a page. A non-UTF-8 key or
-    // value, which the app never writes, would arrive mangled and be skipped like any malformed one.
-    responseEncoding: false,
-    // A failed page fails the chunk and QStash retries the whole delivery; a short retry only covers a blip.
-    retry: { retries: 2, backoff: (retryCount) => 100 * 2 ** retryCount },
-    enableTelemetry: false,
-  });
 }
 
 /** Marks a run failed after the fact: the caller could not publish its continuation. */

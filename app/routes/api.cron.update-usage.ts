@@ -1,18 +1,12 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { json } from "@remix-run/node";
-import type { Redis } from "@upstash/redis";
-import { decodeJwt, decodeProtectedHeader } from "jose";
 import { z } from "zod";
-import {
-  createSyncRedis,
-  markSyncRunFailed,
-  SyncRunNotFoundError,
-  syncUsageSnapshots,
-} from "~/models/usage-sync.server";
+import { markSyncRunFailed, SyncRunNotFoundError, syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { methodNotAllowed, problem } from "~/utils/problem.server";
-import { getQstash, getReceiver } from "~/utils/qstash.server";
+import { getQstash, verifyQstashSignature } from "~/utils/qstash.server";
+import { getSyncRedis } from "~/utils/redis.server";
 
 /**
  * `POST /api/cron/update-usage` — called by QStash every hour (body `{}`) and by the sync's own continuations
@@ -26,51 +20,6 @@ const deliverySchema = z.union([
   z.object({}).strict(),
 ]);
 
-class UnsignedError extends Error {}
-
-// The sync's own Redis client (see createSyncRedis), created once and kept across dev reloads like the app's.
-const globalForSync = globalThis as unknown as { __sheetmeterSyncRedis?: Redis };
-
-function getSyncRedis(): Redis {
-  const env = getEnv();
-  globalForSync.__sheetmeterSyncRedis ??= createSyncRedis(env.UPSTASH_REDIS_REST_URL, env.UPSTASH_REDIS_REST_TOKEN);
-  return globalForSync.__sheetmeterSyncRedis;
-}
-
-/**
- * `Receiver.verify` checks the HS256 signature with either key, the issuer, `exp`/`nbf` when present, the subject
- * against our URL and the body hash. It accepts a token without `exp` (valid forever if it ever leaked) and any
- * HS* algorithm; QStash always signs HS256 with an expiry, so anything else is not QStash and is refused too.
- */
-async function verifyDelivery(request: Request, body: string, url: string): Promise<void> {
-  const signature = request.headers.get("Upstash-Signature");
-  if (!signature) throw new UnsignedError("no Upstash-Signature header");
-  try {
-    await getReceiver().verify({ signature, body, url });
-    if (decodeProtectedHeader(signature).alg !== "HS256") throw new UnsignedError("algorithm is not HS256");
-    if (typeof decodeJwt(signature).exp !== "number") throw new UnsignedError("token has no expiry");
-  } catch (error) {
-    if (error instanceof UnsignedError) throw error;
-    // The SDK's messages name the failed check (subject, body hash…) and never include a key, but after a failed
-    // claim check with the current key it retries the next one and reports only that key's signature mismatch;
-    // the claims say what really happened, which is what an operator needs from the log.
-    throw new UnsignedError(claimProblem(signature) ?? (error as Error).message.split("\n")[0].slice(0, 200));
-  }
-}
-
-function claimProblem(token: string): string | undefined {
-  try {
-    const { iss, exp, nbf } = decodeJwt(token);
-    const now = Date.now() / 1000;
-    if (iss !== "Upstash") return "issuer is not Upstash";
-    if (typeof exp === "number" && exp <= now) return "signature expired";
-    if (typeof nbf === "number" && nbf > now) return "signature not valid yet";
-  } catch {
-    return undefined;
-  }
-  return undefined;
-}
-
 export async function action({ request }: ActionFunctionArgs) {
   if (request.method !== "POST") return methodNotAllowed(["POST"]);
   const env = getEnv();
@@ -80,7 +29,7 @@ export async function action({ request }: ActionFunctionArgs) {
   const body = await request.text();
 
   try {
-    await verifyDelivery(request, body, url);
+    await verifyQstashSignature(request, body, url);
   } catch (error) {
     console.warn(
       JSON.stringify({ event: "sync.rejected", reason: (error as Error).message, messageId, bytes: body.length }),
