@@ -1,11 +1,10 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
-import { redirect } from "@remix-run/node";
 import { Link } from "@remix-run/react";
 import { primaryButton } from "~/components/forms";
-import { getUserId } from "~/utils/session.server";
+import { redirectSignedIn } from "~/utils/session.server";
 
 export async function loader({ request }: LoaderFunctionArgs) {
-  if (await getUserId(request)) throw redirect("/dashboard");
+  await redirectSignedIn(request);
   return null;
 }
 

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
 import { PageHeader } from "~/components/app-shell";
 import { CopyButton } from "~/components/copy-button";
+import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
@@ -135,23 +136,17 @@ export default function KeysPage() {
           </div>
         ) : null}
         {keys.length === 0 ? (
-          <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
-            <svg
-              aria-hidden="true"
-              viewBox="0 0 24 24"
-              className="mx-auto h-10 w-10 text-slate-400"
-              fill="none"
-              stroke="currentColor"
-              strokeWidth="1.5"
-            >
-              <circle cx="8" cy="15" r="4" />
-              <path d="M11 12l9-9M16 7l3 3M14 9l2 2" />
-            </svg>
-            <p className="mt-3 font-medium text-slate-900">No API keys yet</p>
-            <p className="mt-1 text-sm text-slate-600">
-              Create one above, one per app or environment, so you can revoke one without breaking the others.
-            </p>
-          </div>
+          <EmptyState
+            iconPaths={
+              <>
+                <circle cx="8" cy="15" r="4" />
+                <path d="M11 12l9-9M16 7l3 3M14 9l2 2" />
+              </>
+            }
+            title="No API keys yet"
+          >
+            Create one above, one per app or environment, so you can revoke one without breaking the others.
+          </EmptyState>
         ) : (
           <ul className="mt-3 divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white shadow-sm">
             {keys.map((key) => (

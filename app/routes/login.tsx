@@ -1,5 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json, redirect } from "@remix-run/node";
+import { json } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
@@ -7,7 +7,7 @@ import { checkLoginLock, clearFailedLogins, recordFailedLogin } from "~/models/l
 import { normalizeEmail, verifyLogin } from "~/models/user.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
-import { createUserSession, getUserId, safeRedirect } from "~/utils/session.server";
+import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors } from "~/utils/validation";
 
 export const meta: MetaFunction = () => [{ title: "Log in · Sheetmeter" }];
@@ -20,7 +20,7 @@ const loginSchema = z.object({
 type ActionData = { errors: Record<string, string> };
 
 export async function loader({ request }: LoaderFunctionArgs) {
-  if (await getUserId(request)) throw redirect("/dashboard");
+  await redirectSignedIn(request);
   return null;
 }
 

@@ -10,6 +10,7 @@ import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-
 import { FormError, primaryButton } from "~/components/forms";
 import { PageHeader } from "~/components/app-shell";
 import { CopyButton } from "~/components/copy-button";
+import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
@@ -156,26 +157,13 @@ export default function SheetsPage() {
           Your sheets
         </h2>
         {sheets.length === 0 ? (
-          <div className="mt-3 rounded-lg border-2 border-dashed border-slate-300 bg-white px-6 py-10 text-center">
-            <svg
-              aria-hidden="true"
-              viewBox="0 0 24 24"
-              className="mx-auto h-10 w-10 text-slate-400"
-              fill="none"
-              stroke="currentColor"
-              strokeWidth="1.5"
-            >
-              <path d="M3 5h18v14H3zM3 10h18M3 15h18M9 5v14M15 5v14" />
-            </svg>
-            <p className="mt-3 font-medium text-slate-900">No sheets yet</p>
-            <p className="mt-1 text-sm text-slate-600">
-              Upload a CSV above. You will get an endpoint URL to call with an{" "}
-              <Link to="/keys" className="font-medium text-indigo-700 underline">
-                API key
-              </Link>
-              .
-            </p>
-          </div>
+          <EmptyState iconPaths={<path d="M3 5h18v14H3zM3 10h18M3 15h18M9 5v14M15 5v14" />} title="No sheets yet">
+            Upload a CSV above. You will get an endpoint URL to call with an{" "}
+            <Link to="/keys" className="font-medium text-indigo-700 underline">
+              API key
+            </Link>
+            .
+          </EmptyState>
         ) : (
           <ul className="mt-3 space-y-3">
             {sheets.map((sheet) => (

@@ -1,11 +1,11 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json, redirect } from "@remix-run/node";
+import { json } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, primaryButton } from "~/components/forms";
 import { createUser, EmailTakenError } from "~/models/user.server";
 import { getDb } from "~/utils/db.server";
-import { createUserSession, getUserId, safeRedirect } from "~/utils/session.server";
+import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
 
 export const meta: MetaFunction = () => [{ title: "Sign up · Sheetmeter" }];
@@ -13,7 +13,7 @@ export const meta: MetaFunction = () => [{ title: "Sign up · Sheetmeter" }];
 const signupSchema = z.object({ email: emailSchema, password: newPasswordSchema });
 
 export async function loader({ request }: LoaderFunctionArgs) {
-  if (await getUserId(request)) throw redirect("/dashboard");
+  await redirectSignedIn(request);
   return null;
 }
 

@@ -45,6 +45,11 @@ export function safeRedirect(to: FormDataEntryValue | string | null | undefined,
   return to;
 }
 
+/** For pages meant for visitors (home, log-in, sign-up): a signed-in user goes straight to the dashboard. */
+export async function redirectSignedIn(request: Request): Promise<void> {
+  if (await getUserId(request)) throw redirect("/dashboard");
+}
+
 /** The signed-in user, or a redirect to /login that brings them back here afterwards. */
 export async function requireUser(request: Request): Promise<PublicUser> {
   const user = await getOptionalUser(request);
