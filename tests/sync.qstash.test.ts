@@ -58,7 +58,6 @@ process.env.QSTASH_URL = qstash.url;
 process.env.SYNC_TIME_BUDGET_MS = "100";
 
 const fx = syncFixtures();
-const { db } = fx;
 afterAll(async () => {
   await qstash.close();
   await served.close();
@@ -106,16 +105,7 @@ describe("the hourly sync through QStash", () => {
     const users = await fx.createUsers(3000);
     const counts = new Map(users.map((id, i) => [id, i + 1]));
     await fx.setCounts(period(), counts);
-    await db.$executeRawUnsafe(`CREATE SEQUENCE sync_rows_seen`);
-    await db.$executeRawUnsafe(`
-      CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('sync_rows_seen') = 1500 THEN RAISE EXCEPTION 'simulated outage'; END IF;
-        RETURN NEW;
-      END $$`);
-    await db.$executeRawUnsafe(
-      `CREATE TRIGGER fail_once BEFORE INSERT ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION fail_once()`,
-    );
+    const removeTrap = await fx.failSnapshotInsertOnce(1500);
     try {
       await getQstash().publishJSON({ url: ROUTE_URL, body: {} });
       await qstash.idle();
@@ -132,9 +122,7 @@ describe("the hourly sync through QStash", () => {
       expect(run).toMatchObject({ messageId: messages[0].messageId, status: "succeeded", users: 3000, error: null });
       expect(await fx.snapshots()).toEqual(expectedSnapshots(counts, run.hour, period()));
     } finally {
-      await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS fail_once ON "UsageSnapshot"`);
-      await db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS fail_once()`);
-      await db.$executeRawUnsafe(`DROP SEQUENCE IF EXISTS sync_rows_seen`);
+      await removeTrap();
     }
   });
 

@@ -293,17 +293,8 @@ describe("syncUsageSnapshots: chunks and failures", () => {
       const users = await fx.createUsers(2000);
       const counts = new Map(users.map((id, i) => [id, i + 1]));
       await fx.setCounts("2026-11", counts);
-      // The 900th snapshot written fails its statement, once: sequences do not roll back, so the retry passes.
-      await db.$executeRawUnsafe(`CREATE SEQUENCE sync_rows_seen`);
-      await db.$executeRawUnsafe(`
-      CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('sync_rows_seen') = 900 THEN RAISE EXCEPTION 'simulated outage'; END IF;
-        RETURN NEW;
-      END $$`);
-      await db.$executeRawUnsafe(
-        `CREATE TRIGGER fail_once BEFORE INSERT ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION fail_once()`,
-      );
+      // The 900th snapshot written fails its statement, once.
+      const removeTrap = await fx.failSnapshotInsertOnce(900);
       try {
         const options = { now, messageId: "msg_flaky", scanCount, batchSize };
         const failed = await syncUsageSnapshots({ redis: redis(), db }, options);
@@ -324,9 +315,7 @@ describe("syncUsageSnapshots: chunks and failures", () => {
         expect(await fx.snapshots()).toEqual(expectedSnapshots(counts, now, "2026-11"));
         expect(await getLastSyncRun(db)).toMatchObject({ id: run.id, status: "succeeded", users: 2000, error: null });
       } finally {
-        await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS fail_once ON "UsageSnapshot"`);
-        await db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS fail_once()`);
-        await db.$executeRawUnsafe(`DROP SEQUENCE IF EXISTS sync_rows_seen`);
+        await removeTrap();
       }
     },
   );

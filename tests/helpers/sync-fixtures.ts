@@ -39,6 +39,27 @@ export function syncFixtures() {
       const rows = await db.usageSnapshot.findMany({ select: { userId: true, hour: true, period: true, used: true } });
       return new Map(rows.map((row) => [`${row.userId}|${row.hour.toISOString()}|${row.period}`, row.used]));
     },
+    /**
+     * Makes the `nth` snapshot row written from now on fail its statement, once (sequences do not roll back, so a
+     * retry passes): a Postgres outage in the middle of a run. Returns the function that removes the trap.
+     */
+    async failSnapshotInsertOnce(nth: number): Promise<() => Promise<void>> {
+      await db.$executeRawUnsafe(`CREATE SEQUENCE sync_rows_seen`);
+      await db.$executeRawUnsafe(`
+        CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('sync_rows_seen') = ${Number(nth)} THEN RAISE EXCEPTION 'simulated outage'; END IF;
+          RETURN NEW;
+        END $$`);
+      await db.$executeRawUnsafe(
+        `CREATE TRIGGER fail_once BEFORE INSERT ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION fail_once()`,
+      );
+      return async () => {
+        await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS fail_once ON "UsageSnapshot"`);
+        await db.$executeRawUnsafe(`DROP FUNCTION IF EXISTS fail_once()`);
+        await db.$executeRawUnsafe(`DROP SEQUENCE IF EXISTS sync_rows_seen`);
+      };
+    },
     snapshotCount: () => db.usageSnapshot.count(),
     runs: () => db.syncRun.findMany({ orderBy: { startedAt: "asc" } }),
     close: () => raw.disconnect(),
