@@ -1,5 +1,4 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
-import { json } from "@remix-run/node";
 import { liveUsageFrom } from "~/components/dashboard/types";
 import { getUsage } from "~/models/quota.server";
 import { getDb } from "~/utils/db.server";
@@ -19,17 +18,17 @@ export async function loader({ request }: LoaderFunctionArgs) {
     return undefined;
   });
   if (user === undefined) {
-    return json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
+    return Response.json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
   }
   if (!user) {
-    return json({ error: "Your session has ended; log in again." }, { status: 401, headers: noStore });
+    return Response.json({ error: "Your session has ended; log in again." }, { status: 401, headers: noStore });
   }
   const now = new Date();
   try {
     const usage = await getUsage(getRedis(), getDb(), { userId: user.id, monthlyLimit: user.monthlyLimit }, now);
-    return json(liveUsageFrom(usage, now), { headers: noStore });
+    return Response.json(liveUsageFrom(usage, now), { headers: noStore });
   } catch (error) {
     console.error("dashboard live: reading usage failed:", error);
-    return json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
+    return Response.json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
   }
 }

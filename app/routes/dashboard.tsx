@@ -1,5 +1,5 @@
-import type { LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json } from "@remix-run/node";
+import type { HeadersFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { data } from "@remix-run/node";
 import { useLoaderData } from "@remix-run/react";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
@@ -23,6 +23,9 @@ import { getRedis } from "~/utils/redis.server";
 import { getUserId, requireUser } from "~/utils/session.server";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
+
+// Without this export the loader's Cache-Control would reach only data requests, not the HTML document.
+export const headers: HeadersFunction = ({ loaderHeaders }) => loaderHeaders;
 
 // A part that has not answered by then is shown as unavailable: a hung Redis or a slow query must not hold the
 // whole page, whose other parts are ready in milliseconds.
@@ -81,7 +84,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
     persisted ?? loadPersistedParts(db, user.id, range, now),
   ]);
 
-  return json(
+  return data(
     {
       user: { email: user.email, monthlyLimit: user.monthlyLimit },
       range,

@@ -1,11 +1,10 @@
-import { json } from "@remix-run/node";
 import { checkHealth } from "~/models/health.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 
 export async function loader() {
   const health = await checkHealth(getDb(), getRedis());
-  return json(
+  return Response.json(
     { status: health.ok ? "ok" : "degraded", postgres: health.postgres, redis: health.redis },
     { status: health.ok ? 200 : 503, headers: { "Cache-Control": "no-store" } },
   );

@@ -1,5 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json } from "@remix-run/node";
+import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { useEffect, useRef } from "react";
 import { z } from "zod";
@@ -25,7 +25,7 @@ function formatDate(date: Date | null): string | null {
 export async function loader({ request }: LoaderFunctionArgs) {
   const user = await requireUser(request);
   const keys = await listApiKeys(getDb(), user.id);
-  return json({
+  return {
     keys: keys.map((key) => ({
       id: key.id,
       name: key.name,
@@ -34,7 +34,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
       lastUsedAt: formatDate(key.lastUsedAt),
       revokedAt: formatDate(key.revokedAt),
     })),
-  });
+  };
 }
 
 const nameSchema = z
@@ -55,18 +55,18 @@ export async function action({ request }: ActionFunctionArgs) {
   if (intent === "create") {
     const name = nameSchema.safeParse(form.get("name") ?? "");
     if (!name.success) {
-      return json<ActionData>({ intent: "create", error: name.error.issues[0].message }, { status: 400 });
+      return data<ActionData>({ intent: "create", error: name.error.issues[0].message }, { status: 400 });
     }
     // The full key travels back once, in this response only; it is never stored or put in a URL.
     const { key } = await createApiKey(getDb(), user.id, name.data);
-    return json<ActionData>({ intent: "create", created: { name: name.data, key } });
+    return data<ActionData>({ intent: "create", created: { name: name.data, key } });
   }
   if (intent === "revoke") {
     const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? ""));
-    if (!found) return json<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
-    return json<ActionData>({ intent: "revoke" });
+    if (!found) return data<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
+    return data<ActionData>({ intent: "revoke" });
   }
-  return json<ActionData>({ intent: "create", error: "Unknown action." }, { status: 400 });
+  return data<ActionData>({ intent: "create", error: "Unknown action." }, { status: 400 });
 }
 
 export default function KeysPage() {

@@ -1,5 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json } from "@remix-run/node";
+import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
@@ -27,14 +27,14 @@ export async function loader({ request }: LoaderFunctionArgs) {
 export async function action({ request }: ActionFunctionArgs) {
   const form = await request.formData();
   const parsed = loginSchema.safeParse(Object.fromEntries(form));
-  if (!parsed.success) return json<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
+  if (!parsed.success) return data<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
 
   const email = normalizeEmail(parsed.data.email);
   const redis = getRedis();
   const lock = await checkLoginLock(redis, email);
   if (lock.locked) {
     const minutes = Math.ceil(lock.retryAfterSeconds / 60);
-    return json<ActionData>(
+    return data<ActionData>(
       {
         errors: {
           form: `Too many failed log-ins for this email. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
@@ -46,7 +46,7 @@ export async function action({ request }: ActionFunctionArgs) {
   const user = await verifyLogin(getDb(), email, parsed.data.password);
   if (!user) {
     await recordFailedLogin(redis, email);
-    return json<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });
+    return data<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });
   }
   await clearFailedLogins(redis, email);
   return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));

@@ -1,6 +1,6 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import {
-  json,
+  data,
   MaxPartSizeExceededError,
   redirect,
   unstable_createMemoryUploadHandler,
@@ -31,12 +31,12 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const db = getDb();
   const sheets = await listSheets(db, user.id);
   const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
-  return json({
+  return {
     apiBase: `${getEnv().APP_URL}/api/v1/sheets/`,
     sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
     preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
     justImported: previewed !== undefined && url.searchParams.has("imported"),
-  });
+  };
 }
 
 type ActionData = { error: string };
@@ -46,7 +46,7 @@ export async function action({ request }: ActionFunctionArgs) {
   const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
   if (!isUpload) {
     const form = await request.formData();
-    if (form.get("intent") !== "delete") return json<ActionData>({ error: "Unknown action." }, { status: 400 });
+    if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
     await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
     return redirect("/sheets");
   }
@@ -54,7 +54,7 @@ export async function action({ request }: ActionFunctionArgs) {
   // Refuse an oversize upload before reading it, when the client says how big it is; the upload handler's own
   // limit catches bodies that do not.
   if (Number(request.headers.get("Content-Length") ?? 0) > MAX_UPLOAD_BODY_BYTES) {
-    return json<ActionData>({ error: tooLarge }, { status: 413 });
+    return data<ActionData>({ error: tooLarge }, { status: 413 });
   }
   let form: FormData;
   try {
@@ -63,12 +63,12 @@ export async function action({ request }: ActionFunctionArgs) {
       unstable_createMemoryUploadHandler({ maxPartSize: MAX_CSV_BYTES }),
     );
   } catch (error) {
-    if (error instanceof MaxPartSizeExceededError) return json<ActionData>({ error: tooLarge }, { status: 413 });
+    if (error instanceof MaxPartSizeExceededError) return data<ActionData>({ error: tooLarge }, { status: 413 });
     throw error;
   }
   const file = form.get("file");
   if (!(file instanceof File) || file.size === 0) {
-    return json<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
+    return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
   }
   const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
   try {
@@ -79,7 +79,7 @@ export async function action({ request }: ActionFunctionArgs) {
     });
     return redirect(`/sheets?preview=${sheetId}&imported=1`);
   } catch (error) {
-    if (error instanceof CsvImportError) return json<ActionData>({ error: error.message }, { status: error.status });
+    if (error instanceof CsvImportError) return data<ActionData>({ error: error.message }, { status: error.status });
     throw error;
   }
 }

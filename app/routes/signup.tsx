@@ -1,5 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { json } from "@remix-run/node";
+import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, primaryButton } from "~/components/forms";
@@ -20,13 +20,13 @@ export async function loader({ request }: LoaderFunctionArgs) {
 export async function action({ request }: ActionFunctionArgs) {
   const form = await request.formData();
   const parsed = signupSchema.safeParse(Object.fromEntries(form));
-  if (!parsed.success) return json({ errors: fieldErrors(parsed.error) }, { status: 400 });
+  if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
   try {
     const user = await createUser(getDb(), parsed.data);
     return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));
   } catch (error) {
     if (error instanceof EmailTakenError) {
-      return json(
+      return data(
         { errors: { email: "That email already has an account. Log in instead?" } as Record<string, string> },
         { status: 400 },
       );

@@ -18,14 +18,28 @@ export function cookieFrom(response: Response): string {
   return setCookie.split(";")[0];
 }
 
-/** Remix loaders and actions either return or throw a Response (redirects are thrown); tests want it either way. */
+type DataWithResponseInit = { type: "DataWithResponseInit"; data: unknown; init: ResponseInit | null };
+
+function isDataWithResponseInit(value: unknown): value is DataWithResponseInit {
+  return typeof value === "object" && value !== null && (value as { type?: unknown }).type === "DataWithResponseInit";
+}
+
+/**
+ * With single fetch a loader or action returns a Response, `data(value, init)` or a plain value, and may throw a
+ * Response (redirects) or `data()`. Tests want the HTTP answer either way: status and headers as Remix would send
+ * them, the value as JSON (Remix encodes it with turbo-stream on the wire; the values are the same).
+ */
 export async function settle(result: Promise<unknown> | unknown): Promise<Response> {
   try {
-    const value = await result;
-    if (value instanceof Response) return value;
-    throw new Error(`expected a Response, got ${JSON.stringify(value)}`);
+    return asResponse(await result);
   } catch (thrown) {
-    if (thrown instanceof Response) return thrown;
+    if (thrown instanceof Response || isDataWithResponseInit(thrown)) return asResponse(thrown);
     throw thrown;
   }
+}
+
+function asResponse(value: unknown): Response {
+  if (value instanceof Response) return value;
+  if (isDataWithResponseInit(value)) return Response.json(value.data, value.init ?? undefined);
+  return Response.json(value);
 }
