@@ -1,4 +1,6 @@
 import js from "@eslint/js";
+import jsxA11y from "eslint-plugin-jsx-a11y";
+import reactHooks from "eslint-plugin-react-hooks";
 import globals from "globals";
 import tseslint from "typescript-eslint";
 
@@ -17,5 +19,15 @@ export default tseslint.config(
       ],
       "no-empty-pattern": "off",
     },
+  },
+  // What a reviewer of React code would catch: hooks called conditionally or with stale dependencies, and markup
+  // that a keyboard or screen-reader user cannot use.
+  {
+    files: ["app/**/*.tsx", "app/**/*.ts"],
+    ...reactHooks.configs.flat.recommended,
+  },
+  {
+    files: ["app/**/*.tsx"],
+    ...jsxA11y.flatConfigs.recommended,
   },
 );

@@ -1,5 +1,4 @@
 /// <reference types="@remix-run/dev" />
-/// <reference types="@remix-run/node" />
 
 // Single fetch changes what loaders and actions may return (plain objects, `data()`, Responses) and how
 // useLoaderData/useActionData infer their types; this tells Remix's types the flag is on.

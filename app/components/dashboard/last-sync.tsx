@@ -1,21 +1,25 @@
-import { useEffect, useState } from "react";
+import { useSyncExternalStore } from "react";
 import { formatExact, formatRelative } from "./format";
 import type { Part, SyncRunView } from "./types";
 
-const MINUTE_MS = 60_000;
+const TICK_MS = 30_000;
+
+function subscribeToClock(onTick: () => void): () => void {
+  const timer = setInterval(onTick, TICK_MS);
+  return () => clearInterval(timer);
+}
 
 /**
- * "now" starts as the server's clock so the first client render matches the server's HTML, then follows the
- * browser's clock once a minute so "12 minutes ago" keeps ageing on a page left open.
+ * "now" is the server's clock while hydrating, so the first client render matches the server's HTML, then the
+ * browser's clock, refreshed every half minute so "12 minutes ago" keeps ageing on a page left open. The browser's
+ * time is read in whole ticks: React needs the same snapshot between ticks, and the text only shows minutes.
  */
 function useNow(serverNow: string): number {
-  const [now, setNow] = useState(() => Date.parse(serverNow));
-  useEffect(() => {
-    setNow(Date.now());
-    const timer = setInterval(() => setNow(Date.now()), MINUTE_MS / 2);
-    return () => clearInterval(timer);
-  }, []);
-  return now;
+  return useSyncExternalStore(
+    subscribeToClock,
+    () => Math.floor(Date.now() / TICK_MS) * TICK_MS,
+    () => Date.parse(serverNow),
+  );
 }
 
 export function LastSync({ run, serverNow }: { run: Part<SyncRunView | null>; serverNow: string }) {

@@ -60,7 +60,7 @@ function Counter({ usage }: { usage: LiveUsage }) {
       <dl className="mt-3 grid grid-cols-1 gap-x-6 gap-y-1 text-sm text-slate-700 sm:grid-cols-2">
         <div className="flex gap-1">
           <dt>Remaining:</dt>
-          <dd className="font-medium text-slate-900 tabular-nums">{formatCount(usage.remaining)}</dd>
+          <dd className="font-medium tabular-nums text-slate-900">{formatCount(usage.remaining)}</dd>
         </div>
         <div className="flex flex-wrap gap-x-1">
           <dt>Resets in</dt>
