@@ -225,6 +225,10 @@ describe("plain clients, as Upstash's REST API docs show them", () => {
     }
   });
 
+  it("answers 400, not 5xx, to a path that is not valid percent-encoding", async () => {
+    expect((await call("/get/%E0%A4%A")).status).toBe(400);
+  });
+
   it("answers 405 to a method Upstash does not take", async () => {
     expect((await call("/get/fid:path", { method: "DELETE" })).status).toBe(405);
     expect((await call("/pipeline")).status).toBe(405);

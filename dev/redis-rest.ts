@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { HttpError } from "./http-error";
-import { createCommandRunner, isReplyError } from "./redis-rest/command-runner";
+import { createCommandRunner, isReplyError, type Outcome } from "./redis-rest/command-runner";
 import { answerFor, type CommandAnswer } from "./redis-rest/reply-encoding";
 import { readRestRequest } from "./redis-rest/rest-request";
 import { streamSubscription } from "./redis-rest/subscription-stream";
@@ -76,7 +76,7 @@ export async function startRedisRest(options: RedisRestOptions): Promise<RedisRe
       if (!authorized(req, url)) throw new HttpError(401, "Unauthorized: missing or wrong bearer token");
       const request = await readRestRequest(req, url);
       const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
-      const answer = (outcome: Awaited<ReturnType<typeof runner.run>>[number]): CommandAnswer =>
+      const answer = (outcome: Outcome): CommandAnswer =>
         "error" in outcome ? { error: outcome.error.message } : answerFor(outcome.reply, base64);
 
       switch (request.kind) {

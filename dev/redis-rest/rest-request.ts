@@ -18,6 +18,14 @@ function toCommand(value: unknown): Command | undefined {
   return value.map(String) as Command;
 }
 
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, `ERR malformed percent-encoding in path segment: ${segment}`);
+  }
+}
+
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString("utf8"));
@@ -33,10 +41,7 @@ function parseJson(body: Buffer): unknown {
  * does not insist on a Content-Type (its curl examples send none), so neither does this.
  */
 export async function readRestRequest(req: http.IncomingMessage, url: URL): Promise<RestRequest> {
-  const segments = url.pathname
-    .split("/")
-    .filter(Boolean)
-    .map((segment) => decodeURIComponent(segment));
+  const segments = url.pathname.split("/").filter(Boolean).map(decodeSegment);
   const [first, ...rest] = segments;
   const hasBody = req.method === "POST" || req.method === "PUT";
   const body = () => readBoundedBody(req, MAX_BODY_BYTES, "ERR request body too large");
