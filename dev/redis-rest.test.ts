@@ -109,16 +109,6 @@ describe("the Upstash REST stand-in with @upstash/redis", () => {
     });
     expect(response.status).toBe(401);
   });
-
-  it("answers 415 when the body is not declared as JSON", async () => {
-    const response = await fetch(rest.url, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}` },
-      // A byte body, unlike a string, makes fetch send no Content-Type at all.
-      body: new TextEncoder().encode(JSON.stringify(["PING"])),
-    });
-    expect(response.status).toBe(415);
-  });
 });
 
 describe("when Redis goes away", () => {
@@ -126,10 +116,13 @@ describe("when Redis goes away", () => {
   async function startRelay() {
     const target = new URL(TEST_REDIS_URL);
     const sockets = new Set<net.Socket>();
+    let frozen = false;
     const server = net.createServer((client) => {
       const upstream = net.connect(Number(target.port || 6379), target.hostname);
       sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      // A frozen relay keeps the connection open but passes no reply on: Redis "accepts and never answers".
+      upstream.on("data", (chunk: Buffer) => frozen || client.write(chunk));
       const drop = () => {
         client.destroy();
         upstream.destroy();
@@ -141,6 +134,9 @@ describe("when Redis goes away", () => {
     const { port } = server.address() as net.AddressInfo;
     return {
       url: `redis://127.0.0.1:${port}`,
+      freeze: () => {
+        frozen = true;
+      },
       cut: async () => {
         for (const socket of sockets) socket.destroy();
         await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -160,6 +156,23 @@ describe("when Redis goes away", () => {
       expect(Date.now() - started).toBeLessThan(2000);
     } finally {
       await cutOff.close();
+    }
+  });
+
+  it("gives up on a command Redis never answers after the command timeout", async () => {
+    const relay = await startRelay();
+    const stalled = await startRedisRest({ redisUrl: relay.url, token, db, poolSize: 1, commandTimeoutMs: 300 });
+    const client = new Redis({ url: stalled.url, token, enableTelemetry: false, retry: false });
+    try {
+      expect(await client.ping()).toBe("PONG");
+      relay.freeze();
+      const started = Date.now();
+      await expect(client.incr("rrt:stalled")).rejects.toThrow(/Redis unavailable.*timed out/);
+      await expect(client.pipeline().get("rrt:stalled").get("rrt:stalled").exec()).rejects.toThrow(/timed out/);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await stalled.close();
+      await relay.cut();
     }
   });
 
