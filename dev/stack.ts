@@ -132,6 +132,23 @@ async function startEmbeddedPostgresOnPort(dataDir: string, preferred: number, l
   }
 }
 
+/**
+ * The variables that point at what this stack started — addresses that exist only while it runs — for the record
+ * that commands in another terminal read. External services are left out: those commands read their configuration
+ * from the same places, and a real credential has no business being copied into another file.
+ */
+export function startedServicesEnv({ env, services }: Pick<Stack, "env" | "services">): Record<string, string> {
+  return {
+    ...(services.postgres.embedded && { DATABASE_URL: env.DATABASE_URL }),
+    ...(services.redisRest.standIn && {
+      UPSTASH_REDIS_REST_URL: env.UPSTASH_REDIS_REST_URL,
+      UPSTASH_REDIS_REST_TOKEN: env.UPSTASH_REDIS_REST_TOKEN,
+    }),
+    ...(services.redis.startedHere && { REDIS_URL: env.REDIS_URL }),
+    ...(services.qstash.standIn && { QSTASH_URL: env.QSTASH_URL, QSTASH_TOKEN: env.QSTASH_TOKEN }),
+  };
+}
+
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? ((line: string) => console.log(`[stack] ${line}`));
   const env = options.env;

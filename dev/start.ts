@@ -1,17 +1,22 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
+import { removeDevStackRecord, writeDevStackRecord } from "~/utils/dev-stack-record.server";
 import { loadRawEnv } from "~/utils/env.server";
-import { redact, startStack, type Stack } from "./stack";
+import { redact, startedServicesEnv, startStack, type Stack } from "./stack";
 
 /**
  * `npm run dev`: the local stack, then `remix dev` (which runs remix-serve on APP_URL's port) with the stack's
  * variables. Ctrl+C stops everything; if any part stops on its own, the rest is stopped and the reason printed.
  */
-const raw = loadRawEnv();
+// Not from a record: this process writes it, and another live stack's addresses are not ours to reuse.
+const raw = loadRawEnv(process.env, { devStackRecord: false });
 const stack: Stack = await startStack({ env: raw }).catch((error: unknown) => {
   console.error(`\nCould not start the local stack: ${(error as Error).message}`);
   process.exit(1);
 });
+
+// APP_URL too: it is this process's app, and the seed prints where to log in to it.
+writeDevStackRecord({ ...startedServicesEnv(stack), APP_URL: stack.env.APP_URL });
 
 const appUrl = new URL(stack.env.APP_URL);
 const appPort = appUrl.port || (appUrl.protocol === "https:" ? "443" : "80");
@@ -39,6 +44,7 @@ console.log(
     "",
     "Sheetmeter — local stack",
     ...rows.map(([name, where, what]) => `  ${name.padEnd(12)}${where.padEnd(width)}${what}`),
+    "Other terminals find these through .data/dev-stack.json (npm run admin, db:seed, db:migrate).",
     "Ctrl+C stops everything.",
     "",
   ].join("\n"),
@@ -76,6 +82,8 @@ async function shutDown(reason: string, exitCode: number) {
   if (shuttingDown) return;
   shuttingDown = true;
   console.log(`\n${reason}; stopping the local stack…`);
+  // First, so a command started during the shutdown is told nothing runs rather than given a closing database.
+  removeDevStackRecord();
   await stopApp();
   await stack.close();
   process.exit(exitCode);

@@ -4,6 +4,7 @@ import { keyCommands } from "./commands/keys";
 import { sheetCommands } from "./commands/sheets";
 import { syncCommands } from "./commands/sync";
 import { userCommands } from "./commands/users";
+import { requireReachableDatabase } from "./lib/database";
 
 /**
  * `npm run admin -- <command> [--flags]`. Every command prints one JSON object as its last stdout line so scripts
@@ -30,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const { values } = parseArgs({ args: rest, options: command.flags, strict: true, allowPositionals: false });
+    await requireReachableDatabase();
     const result = await command.run(values as Record<string, string | undefined>);
     console.log(JSON.stringify(result));
     return 0;

@@ -3,8 +3,9 @@ import path from "node:path";
 import { createApiKey } from "~/models/api-keys.server";
 import { importSheet } from "~/models/csv-import.server";
 import { createUser, normalizeEmail } from "~/models/user.server";
-import { getDb } from "~/utils/db.server";
+import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
+import { requireReachableDatabase } from "./lib/database";
 
 /**
  * `npm run db:seed`: a demo account with one sheet and one API key, so a new developer can click around and call
@@ -13,12 +14,13 @@ import { getEnv } from "~/utils/env.server";
 const DEMO_EMAIL = "demo@sheetmeter.local";
 const DEMO_PASSWORD = "demo password";
 
-const db = getDb();
-const existing = await db.user.findUnique({ where: { email: normalizeEmail(DEMO_EMAIL) }, select: { id: true } });
-if (existing) {
-  console.log(`Demo account exists: ${DEMO_EMAIL} / ${DEMO_PASSWORD}`);
-  console.log(JSON.stringify({ userId: existing.id, created: false }));
-} else {
+async function seedDemoAccount(db: Db) {
+  const existing = await db.user.findUnique({ where: { email: normalizeEmail(DEMO_EMAIL) }, select: { id: true } });
+  if (existing) {
+    console.log(`Demo account exists: ${DEMO_EMAIL} / ${DEMO_PASSWORD}`);
+    console.log(JSON.stringify({ userId: existing.id, created: false }));
+    return;
+  }
   const user = await createUser(db, { email: DEMO_EMAIL, password: DEMO_PASSWORD, monthlyLimit: 1000 });
   const bytes = fs.readFileSync(path.resolve(import.meta.dirname, "../prisma/seed/planets.csv"));
   const sheet = await importSheet(db, { userId: user.id, name: "Planets", bytes });
@@ -30,4 +32,16 @@ if (existing) {
   );
   console.log(JSON.stringify({ userId: user.id, sheetId: sheet.sheetId, key, created: true }));
 }
-await db.$disconnect();
+
+try {
+  await requireReachableDatabase();
+  const db = getDb();
+  try {
+    await seedDemoAccount(db);
+  } finally {
+    await db.$disconnect();
+  }
+} catch (error) {
+  console.error(`db:seed failed: ${(error as Error).message}`);
+  process.exitCode = 1;
+}

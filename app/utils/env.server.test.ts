@@ -1,4 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { readDevStackRecord, removeDevStackRecord, writeDevStackRecord } from "./dev-stack-record.server";
 import { loadRawEnv, parseEnv } from "./env.server";
 
 const valid = {
@@ -36,5 +41,55 @@ describe("environment", () => {
     const raw = loadRawEnv({ APP_URL: "https://from-env.example" });
     expect(raw.APP_URL).toBe("https://from-env.example");
     expect(raw.QSTASH_CURRENT_SIGNING_KEY).toMatch(/^sig_/);
+  });
+});
+
+describe("the dev stack's record", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sheetmeter-env-"));
+  const recordFile = path.join(dir, "dev-stack.json");
+  const recorded = {
+    DATABASE_URL: "postgresql://postgres@127.0.0.1:5433/postgres",
+    UPSTASH_REDIS_REST_URL: "http://127.0.0.1:18079",
+  };
+  const local = { NODE_ENV: "development" };
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("fills what the environment and .env leave unset, before the example defaults", () => {
+    writeDevStackRecord(recorded, recordFile);
+    const raw = loadRawEnv(local, { devStackRecord: recordFile });
+    expect(raw.DATABASE_URL).toBe(recorded.DATABASE_URL);
+    expect(raw.UPSTASH_REDIS_REST_URL).toBe(recorded.UPSTASH_REDIS_REST_URL);
+    expect(raw.QSTASH_URL).toBe(loadRawEnv({}).QSTASH_URL);
+
+    const fromEnv = "postgresql://u@elsewhere:5432/db";
+    expect(loadRawEnv({ ...local, DATABASE_URL: fromEnv }, { devStackRecord: recordFile }).DATABASE_URL).toBe(fromEnv);
+  });
+
+  it("is never read in production or by the tests", () => {
+    writeDevStackRecord(recorded, recordFile);
+    for (const NODE_ENV of ["production", "test"]) {
+      expect(loadRawEnv({ NODE_ENV }, { devStackRecord: recordFile }).DATABASE_URL).toBeUndefined();
+    }
+  });
+
+  it("is ignored once the process that wrote it is gone", () => {
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+    fs.writeFileSync(recordFile, JSON.stringify({ pid: gone, env: recorded }));
+    expect(readDevStackRecord(recordFile)).toEqual({});
+    expect(loadRawEnv(local, { devStackRecord: recordFile }).DATABASE_URL).toBeUndefined();
+  });
+
+  it("is removed only by the process that wrote it", () => {
+    const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"]);
+    try {
+      fs.writeFileSync(recordFile, JSON.stringify({ pid: other.pid, env: recorded }));
+      removeDevStackRecord(recordFile);
+      expect(readDevStackRecord(recordFile)).toEqual(recorded);
+    } finally {
+      other.kill();
+    }
+    writeDevStackRecord(recorded, recordFile);
+    removeDevStackRecord(recordFile);
+    expect(fs.existsSync(recordFile)).toBe(false);
   });
 });

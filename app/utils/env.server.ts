@@ -2,11 +2,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { parse } from "dotenv";
 import { z } from "zod";
+import { DEV_STACK_RECORD_FILE, readDevStackRecord } from "./dev-stack-record.server";
 
 /**
  * Every variable the server reads, validated once at start-up. Values come from the process environment first,
- * then `.env`, then the local defaults in `.env.example`, so a fresh clone runs without copying anything while a
- * deployment's own environment always wins.
+ * then `.env`, then what a running `npm run dev` recorded (its embedded Postgres and stand-ins), then the local
+ * defaults in `.env.example`, so a fresh clone runs without copying anything while a deployment's own environment
+ * always wins.
  */
 const EXAMPLE_SESSION_SECRET_PREFIX = "local-dev-secret-";
 
@@ -43,11 +45,23 @@ function readDotenv(file: string): Record<string, string> {
   return fs.existsSync(full) ? parse(fs.readFileSync(full)) : {};
 }
 
-/** The raw variables in precedence order: environment, then .env, then .env.example. */
+export interface LoadRawEnvOptions {
+  /** The dev stack's record to fall back on, or false for none (the dev stack itself, which writes it). */
+  devStackRecord?: string | false;
+}
+
+/** The raw variables in precedence order: environment, then .env, then the dev stack's record, then .env.example. */
 export function loadRawEnv(
   source: Record<string, string | undefined> = process.env,
+  { devStackRecord = DEV_STACK_RECORD_FILE }: LoadRawEnvOptions = {},
 ): Record<string, string | undefined> {
-  return { ...readDotenv(".env.example"), ...readDotenv(".env"), ...source };
+  const dotenv = readDotenv(".env");
+  const nodeEnv = source.NODE_ENV ?? dotenv.NODE_ENV;
+  // Production is configured explicitly and never guesses from a local file; tests make their own databases and
+  // must not reach into a developer's running stack.
+  const recorded =
+    devStackRecord && nodeEnv !== "production" && nodeEnv !== "test" ? readDevStackRecord(devStackRecord) : {};
+  return { ...readDotenv(".env.example"), ...recorded, ...dotenv, ...source };
 }
 
 export function parseEnv(raw: Record<string, string | undefined>): Env {
