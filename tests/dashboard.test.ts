@@ -5,16 +5,14 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_CHART_POINTS } from "~/models/usage-history.server";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
-import { createPrismaClient, getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb, setDbForTests } from "~/utils/db.server";
 import { hourBucket, periodOf, quotaKey } from "~/utils/period";
-import { getRedis } from "~/utils/redis.server";
+import { getRedis, setRedisForTests } from "~/utils/redis.server";
 import { createUserSession } from "~/utils/session.server";
 import { cookieFrom, getRequest, settle } from "./helpers/requests";
 
 const db = getDb();
 const HOUR = 3_600_000;
-const globalForRedis = globalThis as unknown as { __sheetmeterRedis?: Redis };
-const globalForDb = globalThis as unknown as { __sheetmeterDb?: typeof db };
 
 async function makeCustomer(monthlyLimit = 1000) {
   const user = await db.user.create({
@@ -69,13 +67,9 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-let healthyRedis: Redis;
-beforeAll(() => {
-  healthyRedis = getRedis();
-});
 afterEach(() => {
-  globalForRedis.__sheetmeterRedis = healthyRedis;
-  globalForDb.__sheetmeterDb = db;
+  setRedisForTests(undefined);
+  setDbForTests(undefined);
   vi.restoreAllMocks();
 });
 
@@ -85,12 +79,14 @@ function captureErrors() {
 }
 
 async function withRedisDown<T>(work: () => Promise<T>): Promise<T> {
-  globalForRedis.__sheetmeterRedis = new Redis({
-    url: `http://127.0.0.1:${await deadPort()}`,
-    token: "unused",
-    retry: { retries: 0 },
-    enableTelemetry: false,
-  });
+  setRedisForTests(
+    new Redis({
+      url: `http://127.0.0.1:${await deadPort()}`,
+      token: "unused",
+      retry: { retries: 0 },
+      enableTelemetry: false,
+    }),
+  );
   return work();
 }
 
@@ -220,7 +216,7 @@ describe("dashboard loader", () => {
   it("answers a designed 503 when Postgres is down, since there is no account to show", async () => {
     const errors = captureErrors();
     const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
-    globalForDb.__sheetmeterDb = down;
+    setDbForTests(down);
     try {
       const response = await settle(
         dashboardLoader({ request: getRequest("/dashboard", { Cookie: customer.cookie }), params: {}, context: {} }),
