@@ -1,17 +1,13 @@
-import { randomBytes } from "node:crypto";
 import { test as base, expect, type Page } from "@playwright/test";
-import { createUser } from "../app/models/user.server";
 import { createPrismaClient, type Db } from "../app/utils/db.server";
+import { createUserSession } from "../app/utils/session.server";
+import { createTestUser, type TestUser, uniqueTestEmail } from "../tests/factories";
 
-export interface TestUser {
-  id: string;
-  email: string;
-  password: string;
-}
+export type { TestUser };
 
 /** A fresh email per test, so tests never trip over each other's accounts or log-in throttles. */
 export function uniqueEmail(tag = "user"): string {
-  return `${tag}-${randomBytes(5).toString("hex")}@e2e.example.com`;
+  return uniqueTestEmail(tag, "e2e.example.com");
 }
 
 export async function logIn(page: Page, user: { email: string; password: string }) {
@@ -20,6 +16,28 @@ export async function logIn(page: Page, user: { email: string; password: string 
   await page.getByLabel("Password").fill(user.password);
   await page.getByRole("button", { name: "Log in" }).click();
   await expect(page).toHaveURL(/\/dashboard/);
+}
+
+/**
+ * Signs `userId` in the way a successful log-in would: the app's own session storage commits the session (this
+ * worker has the server's SESSION_SECRET from global-setup), and the cookie goes into the browser for the app's
+ * origin. Only e2e/auth.spec.ts needs to pay for the log-in form.
+ */
+async function signInByCookie(page: Page, userId: string, baseURL: string) {
+  const response = await createUserSession(new Request(`${baseURL}/login`), userId, "/dashboard");
+  const setCookie = response.headers.get("Set-Cookie");
+  if (!setCookie) throw new Error("the app committed no session cookie");
+  const [pair] = setCookie.split(";");
+  const separator = pair.indexOf("=");
+  await page.context().addCookies([
+    {
+      name: pair.slice(0, separator),
+      value: pair.slice(separator + 1),
+      url: baseURL,
+      httpOnly: true,
+      sameSite: "Lax",
+    },
+  ]);
 }
 
 export const test = base.extend<{ user: TestUser; loggedInPage: Page }, { db: Db }>({
@@ -33,14 +51,13 @@ export const test = base.extend<{ user: TestUser; loggedInPage: Page }, { db: Db
     { scope: "worker" },
   ],
   user: async ({ db }, use) => {
-    const password = `pw-${randomBytes(8).toString("hex")}`;
-    const created = await createUser(db, { email: uniqueEmail(), password });
-    await use({ id: created.id, email: created.email, password });
+    const user = await createTestUser(db, { email: uniqueEmail() });
+    await use(user);
     // Cascades to the user's keys, sheets, rows and snapshots.
-    await db.user.deleteMany({ where: { id: created.id } });
+    await db.user.deleteMany({ where: { id: user.id } });
   },
-  loggedInPage: async ({ page, user }, use) => {
-    await logIn(page, user);
+  loggedInPage: async ({ page, user, baseURL }, use) => {
+    await signInByCookie(page, user.id, baseURL!);
     await use(page);
   },
 });

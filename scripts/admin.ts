@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { closeDb } from "~/utils/db.server";
 import { type AdminCommand, UsageError } from "./commands/command";
 import { keyCommands } from "./commands/keys";
 import { sheetCommands } from "./commands/sheets";
@@ -43,8 +44,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${name} failed: ${(error as Error).message}`);
     return 1;
   } finally {
-    const db = (globalThis as { __sheetmeterDb?: { $disconnect(): Promise<void> } }).__sheetmeterDb;
-    await db?.$disconnect();
+    await closeDb();
   }
 }
 

@@ -4,11 +4,12 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { hashApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
+import { createTestUser } from "./factories";
 import { runAdmin } from "./helpers/cli";
 
 describe("admin CLI: key:create and sheet:import", () => {
   it("creates a key and imports a sheet for a user, answering in JSON", async () => {
-    const user = await getDb().user.create({ data: { email: `cli-${Date.now()}@example.com`, passwordHash: "x" } });
+    const user = await createTestUser(getDb());
 
     const key = await runAdmin(["key:create", "--user", user.id, "--name", "Nightly export"]);
     expect(key.status).toBe(0);

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -10,23 +9,16 @@ import {
   resolveApiKey,
   revokeApiKey,
 } from "~/models/api-keys.server";
-import { importSheet } from "~/models/csv-import.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
+import { createTestSheet, createTestUser } from "./factories";
 import { TEST_REDIS_URL } from "./setup/test-env";
 
 const db = getDb();
 const redis = getRedis();
 const raw = new IORedis(TEST_REDIS_URL, { db: Number(process.env.TEST_REDIS_DB) });
 afterAll(() => raw.disconnect());
-
-async function makeUser(monthlyLimit = 1000) {
-  return db.user.create({
-    data: { email: `keys-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x", monthlyLimit },
-    select: { id: true },
-  });
-}
 
 async function call(sheetId: string, key: string) {
   const request = new Request(`http://localhost/api/v1/sheets/${sheetId}`, {
@@ -37,7 +29,7 @@ async function call(sheetId: string, key: string) {
 
 describe("API keys", () => {
   it("are sm_live_ plus 256 random bits, stored only as a SHA-256 hash and a short prefix", async () => {
-    const user = await makeUser();
+    const user = await createTestUser(db);
     const { key, summary } = await createApiKey(db, user.id, "Production");
     expect(key).toMatch(/^sm_live_[A-Za-z0-9_-]{43}$/);
     expect(summary).toMatchObject({ name: "Production", prefix: key.slice(0, 14), lastUsedAt: null, revokedAt: null });
@@ -50,13 +42,9 @@ describe("API keys", () => {
   });
 
   it("work until revoked; a revoked key gets 401 within a second", async () => {
-    const user = await makeUser();
+    const user = await createTestUser(db);
     const { key, summary } = await createApiKey(db, user.id, "lifecycle");
-    const { sheetId } = await importSheet(db, {
-      userId: user.id,
-      name: "s",
-      bytes: new TextEncoder().encode("a\n1\n"),
-    });
+    const { sheetId } = await createTestSheet(db, user.id, { name: "s" });
     expect((await call(sheetId, key)).status).toBe(200);
 
     expect(await revokeApiKey(redis, db, user.id, summary.id)).toBe(true);
@@ -69,15 +57,15 @@ describe("API keys", () => {
   });
 
   it("cannot be revoked by another user", async () => {
-    const owner = await makeUser();
-    const intruder = await makeUser();
+    const owner = await createTestUser(db);
+    const intruder = await createTestUser(db);
     const { key, summary } = await createApiKey(db, owner.id, "mine");
     expect(await revokeApiKey(redis, db, intruder.id, summary.id)).toBe(false);
     expect(await resolveApiKey(redis, db, key)).toMatchObject({ userId: owner.id });
   });
 
   it("are cached in Redis by hash under apikey:, never under quota:", async () => {
-    const user = await makeUser(250);
+    const user = await createTestUser(db, { monthlyLimit: 250 });
     const { key, summary } = await createApiKey(db, user.id, "cache");
     await resolveApiKey(redis, db, key);
     const cached = JSON.parse((await raw.get(`apikey:${hashApiKey(key)}`))!);
@@ -86,7 +74,7 @@ describe("API keys", () => {
   });
 
   it("stop working in another process within a second of being revoked", async () => {
-    const user = await makeUser();
+    const user = await createTestUser(db);
     const { key, summary } = await createApiKey(db, user.id, "other process");
     expect(await resolveApiKey(redis, db, key)).not.toBeNull();
     // Revoke the way another server would: Redis and Postgres change, this process's memory layer does not.
@@ -97,7 +85,7 @@ describe("API keys", () => {
   });
 
   it("pick up a changed monthly limit once the cache is refreshed", async () => {
-    const user = await makeUser(100);
+    const user = await createTestUser(db, { monthlyLimit: 100 });
     const { key } = await createApiKey(db, user.id, "limit");
     expect(await resolveApiKey(redis, db, key)).toMatchObject({ monthlyLimit: 100 });
     await db.user.update({ where: { id: user.id }, data: { monthlyLimit: 5000 } });
@@ -106,7 +94,7 @@ describe("API keys", () => {
   });
 
   it("record lastUsedAt at most once a minute, without the caller waiting", async () => {
-    const user = await makeUser();
+    const user = await createTestUser(db);
     const { summary } = await createApiKey(db, user.id, "last used");
     const first = new Date("2026-11-15T12:00:00Z");
     noteApiKeyUsed(db, summary.id, first);

@@ -1,14 +1,12 @@
-import { randomBytes } from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handleSheetRequest, handleUsageRequest } from "~/models/api-request.server";
-import { createApiKey } from "~/models/api-keys.server";
-import { importSheet } from "~/models/csv-import.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { loader as usageLoader } from "~/routes/api.v1.usage";
 import { getDb } from "~/utils/db.server";
 import { periodOf, quotaKey, secondsInPeriod } from "~/utils/period";
+import { createTestApiKey, createTestSheet, createTestUser } from "./factories";
 import { TEST_REDIS_URL } from "./setup/test-env";
 
 const db = getDb();
@@ -25,13 +23,6 @@ const CSV = [
   '6,"Frank, Jr.",Rome,2e1,false,00184',
 ].join("\n");
 
-async function makeUser(monthlyLimit = 1000) {
-  return db.user.create({
-    data: { email: `api-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x", monthlyLimit },
-    select: { id: true },
-  });
-}
-
 async function callSheet(sheetId: string, query: string, key: string | null) {
   const headers: Record<string, string> = key ? { Authorization: `Bearer ${key}` } : {};
   const request = new Request(`http://localhost/api/v1/sheets/${sheetId}${query}`, { headers });
@@ -44,9 +35,9 @@ let key: string;
 let sheetId: string;
 
 beforeAll(async () => {
-  ({ id: userId } = await makeUser());
-  ({ key } = await createApiKey(db, userId, "tests"));
-  ({ sheetId } = await importSheet(db, { userId, name: "people", bytes: new TextEncoder().encode(CSV) }));
+  ({ id: userId } = await createTestUser(db));
+  ({ key } = await createTestApiKey(db, userId, "tests"));
+  ({ sheetId } = await createTestSheet(db, userId, { name: "people", csv: CSV }));
 });
 
 describe("GET /api/v1/sheets/:sheetId", () => {
@@ -159,8 +150,8 @@ describe("GET /api/v1/sheets/:sheetId", () => {
     expect(garbage.response.status).toBe(401);
     expect(garbage.body.type).toMatch(/#invalid-api-key$/);
 
-    const other = await makeUser();
-    const { key: otherKey } = await createApiKey(db, other.id, "other");
+    const other = await createTestUser(db);
+    const { key: otherKey } = await createTestApiKey(db, other.id, "other");
     const foreign = await callSheet(sheetId, "", otherKey);
     expect(foreign.response.status).toBe(404);
     expect(foreign.body.type).toMatch(/#sheet-not-found$/);
@@ -170,13 +161,9 @@ describe("GET /api/v1/sheets/:sheetId", () => {
   });
 
   it("lets exactly the remaining 50 of 200 concurrent calls through; the rest get 429", async () => {
-    const owner = await makeUser(100);
-    const { key: ownerKey } = await createApiKey(db, owner.id, "burst");
-    const { sheetId: ownerSheet } = await importSheet(db, {
-      userId: owner.id,
-      name: "burst",
-      bytes: new TextEncoder().encode(CSV),
-    });
+    const owner = await createTestUser(db, { monthlyLimit: 100 });
+    const { key: ownerKey } = await createTestApiKey(db, owner.id, "burst");
+    const { sheetId: ownerSheet } = await createTestSheet(db, owner.id, { name: "burst", csv: CSV });
     const counter = quotaKey(owner.id, periodOf(new Date()));
     await raw.set(counter, "50");
     const results = await Promise.all(Array.from({ length: 200 }, () => callSheet(ownerSheet, "?limit=1", ownerKey)));
@@ -193,13 +180,9 @@ describe("GET /api/v1/sheets/:sheetId", () => {
   });
 
   it("gives the unit back when reading the rows fails after it was counted", async () => {
-    const owner = await makeUser(10);
-    const { key: ownerKey } = await createApiKey(db, owner.id, "refund");
-    const { sheetId: ownerSheet } = await importSheet(db, {
-      userId: owner.id,
-      name: "refund",
-      bytes: new TextEncoder().encode(CSV),
-    });
+    const owner = await createTestUser(db, { monthlyLimit: 10 });
+    const { key: ownerKey } = await createTestApiKey(db, owner.id, "refund");
+    const { sheetId: ownerSheet } = await createTestSheet(db, owner.id, { name: "refund", csv: CSV });
     await callSheet(ownerSheet, "", ownerKey);
     const counter = quotaKey(owner.id, periodOf(new Date()));
     expect(await raw.get(counter)).toBe("1");
@@ -220,7 +203,7 @@ describe("GET /api/v1/sheets/:sheetId", () => {
   it("fails closed with 503 and Retry-After when Redis is unreachable", async () => {
     const dead = new Redis({ url: "http://127.0.0.1:1", token: "x", retry: false, enableTelemetry: false });
     // A key never seen by this process, so nothing about it is cached in memory.
-    const { key: freshKey } = await createApiKey(db, userId, "outage");
+    const { key: freshKey } = await createTestApiKey(db, userId, "outage");
     const headers = { Authorization: `Bearer ${freshKey}` };
     const sheet = await handleSheetRequest(
       { redis: dead, db },
@@ -263,8 +246,8 @@ describe("GET /api/v1/sheets/:sheetId", () => {
 
 describe("GET /api/v1/usage", () => {
   it("reports this month's usage without consuming any", async () => {
-    const owner = await makeUser(20);
-    const { key: ownerKey } = await createApiKey(db, owner.id, "usage");
+    const owner = await createTestUser(db, { monthlyLimit: 20 });
+    const { key: ownerKey } = await createTestApiKey(db, owner.id, "usage");
     await raw.set(quotaKey(owner.id, periodOf(new Date())), "7");
     const request = () =>
       new Request("http://localhost/api/v1/usage", { headers: { Authorization: `Bearer ${ownerKey}` } });

@@ -5,6 +5,7 @@ import { action as sheetsAction, loader as sheetsLoader } from "~/routes/sheets"
 import { action as signupAction } from "~/routes/signup";
 import { loader as sheetApiLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { getDb } from "~/utils/db.server";
+import { createTestSheet, createTestUser } from "./factories";
 import { cookieFrom, formRequest, getRequest, settle, TEST_ORIGIN } from "./helpers/requests";
 
 /** The /sheets and /keys pages' loaders and actions, as the browser would drive them. */
@@ -81,17 +82,17 @@ describe("/sheets", () => {
   it("deletes only the user's own sheet", async () => {
     const created = await upload(new Blob(["x\n1\n"]), "gone.csv");
     const sheetId = new URL(created.headers.get("Location")!, TEST_ORIGIN).searchParams.get("preview")!;
-    const other = await getDb().user.create({ data: { email: `other-${Date.now()}@example.com`, passwordHash: "x" } });
-    const foreign = await getDb().sheet.create({ data: { userId: other.id, name: "theirs", columns: ["x"] } });
+    const other = await createTestUser(getDb());
+    const { sheetId: foreignSheetId } = await createTestSheet(getDb(), other.id, { name: "theirs", csv: "x\n1\n" });
 
     await settle(
       sheetsAction({
-        request: formRequest("/sheets", { intent: "delete", sheetId: foreign.id }, cookie),
+        request: formRequest("/sheets", { intent: "delete", sheetId: foreignSheetId }, cookie),
         params: {},
         context: {},
       }),
     );
-    expect(await getDb().sheet.count({ where: { id: foreign.id } })).toBe(1);
+    expect(await getDb().sheet.count({ where: { id: foreignSheetId } })).toBe(1);
     const response = await settle(
       sheetsAction({ request: formRequest("/sheets", { intent: "delete", sheetId }, cookie), params: {}, context: {} }),
     );
@@ -120,13 +121,13 @@ describe("/keys", () => {
     expect(listed).toMatchObject({ prefix: newKey.key.slice(0, 14), lastUsedAt: null, revokedAt: null });
     expect(JSON.stringify(list)).not.toContain(newKey.key);
 
-    const sheet = await getDb().sheet.create({ data: { userId, name: "k", columns: ["x"] } });
+    const { sheetId: keySheetId } = await createTestSheet(getDb(), userId, { name: "k", csv: "x\n1\n" });
     const call = () =>
       sheetApiLoader({
-        request: new Request(`${TEST_ORIGIN}/api/v1/sheets/${sheet.id}`, {
+        request: new Request(`${TEST_ORIGIN}/api/v1/sheets/${keySheetId}`, {
           headers: { Authorization: `Bearer ${newKey.key}` },
         }),
-        params: { sheetId: sheet.id },
+        params: { sheetId: keySheetId },
         context: {},
       });
     expect((await call()).status).toBe(200);

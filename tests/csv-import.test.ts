@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   CsvImportError,
@@ -9,16 +8,14 @@ import {
   typeCell,
 } from "~/models/csv-import.server";
 import { getDb } from "~/utils/db.server";
+import { createTestUser } from "./factories";
 
 const db = getDb();
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
 let userId: string;
 beforeAll(async () => {
-  ({ id: userId } = await db.user.create({
-    data: { email: `csv-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x" },
-    select: { id: true },
-  }));
+  ({ id: userId } = await createTestUser(db));
 });
 
 function refusal(bytes: Uint8Array): CsvImportError {

@@ -1,26 +1,21 @@
-import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Redis } from "@upstash/redis";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { MAX_CHART_POINTS } from "~/models/usage-history.server";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
-import { createPrismaClient, getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb, setDbForTests } from "~/utils/db.server";
 import { hourBucket, periodOf, quotaKey } from "~/utils/period";
-import { getRedis } from "~/utils/redis.server";
+import { getRedis, setRedisForTests } from "~/utils/redis.server";
 import { createUserSession } from "~/utils/session.server";
+import { createTestSheet, createTestUser } from "./factories";
 import { cookieFrom, getRequest, settle } from "./helpers/requests";
 
 const db = getDb();
 const HOUR = 3_600_000;
-const globalForRedis = globalThis as unknown as { __sheetmeterRedis?: Redis };
-const globalForDb = globalThis as unknown as { __sheetmeterDb?: typeof db };
 
 async function makeCustomer(monthlyLimit = 1000) {
-  const user = await db.user.create({
-    data: { email: `dash-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x", monthlyLimit },
-    select: { id: true },
-  });
+  const user = await createTestUser(db, { monthlyLimit });
   const cookie = cookieFrom(await createUserSession(getRequest("/login"), user.id, "/dashboard"));
   return { id: user.id, cookie };
 }
@@ -69,13 +64,9 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-let healthyRedis: Redis;
-beforeAll(() => {
-  healthyRedis = getRedis();
-});
 afterEach(() => {
-  globalForRedis.__sheetmeterRedis = healthyRedis;
-  globalForDb.__sheetmeterDb = db;
+  setRedisForTests(undefined);
+  setDbForTests(undefined);
   vi.restoreAllMocks();
 });
 
@@ -85,12 +76,14 @@ function captureErrors() {
 }
 
 async function withRedisDown<T>(work: () => Promise<T>): Promise<T> {
-  globalForRedis.__sheetmeterRedis = new Redis({
-    url: `http://127.0.0.1:${await deadPort()}`,
-    token: "unused",
-    retry: { retries: 0 },
-    enableTelemetry: false,
-  });
+  setRedisForTests(
+    new Redis({
+      url: `http://127.0.0.1:${await deadPort()}`,
+      token: "unused",
+      retry: { retries: 0 },
+      enableTelemetry: false,
+    }),
+  );
   return work();
 }
 
@@ -104,14 +97,15 @@ describe("dashboard loader", () => {
     // The live counter runs ahead of the last sync, as it does between hourly runs.
     const lastUsed = snapshots.at(-1)!.used;
     await getRedis().set(quotaKey(customer.id, periodOf(new Date())), lastUsed + 7);
-    await db.sheet.create({ data: { userId: customer.id, name: "Prices", columns: ["sku", "price"], rowCount: 1234 } });
+    const prices = Array.from({ length: 1234 }, (_, i) => `sku-${i},${i}`);
+    await createTestSheet(db, customer.id, { name: "Prices", csv: ["sku,price", ...prices].join("\n") });
     await db.syncRun.create({
       data: { hour: hourBucket(new Date()), status: "succeeded", finishedAt: new Date(Date.now() - 12 * 60_000) },
     });
     // Another customer's data must never show up.
     const other = await makeCustomer();
     await seedSnapshots(other.id, 48, 50);
-    await db.sheet.create({ data: { userId: other.id, name: "Not yours", columns: [], rowCount: 1 } });
+    await createTestSheet(db, other.id, { name: "Not yours" });
   });
 
   it("returns live usage, the week's history, the last sync and the sheets", async () => {
@@ -195,15 +189,7 @@ describe("dashboard loader", () => {
   it("lists the newest sheets and says when there are more", async () => {
     const owner = await makeCustomer();
     for (let i = 1; i <= 7; i++) {
-      await db.sheet.create({
-        data: {
-          userId: owner.id,
-          name: `Sheet ${i}`,
-          columns: [],
-          rowCount: i,
-          createdAt: new Date(Date.UTC(2026, 0, i)),
-        },
-      });
+      await createTestSheet(db, owner.id, { name: `Sheet ${i}`, createdAt: new Date(Date.UTC(2026, 0, i)) });
     }
     const data = await loadDashboard(owner.cookie);
     expect(data.sheets.data.hasMore).toBe(true);
@@ -220,7 +206,7 @@ describe("dashboard loader", () => {
   it("answers a designed 503 when Postgres is down, since there is no account to show", async () => {
     const errors = captureErrors();
     const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
-    globalForDb.__sheetmeterDb = down;
+    setDbForTests(down);
     try {
       const response = await settle(
         dashboardLoader({ request: getRequest("/dashboard", { Cookie: customer.cookie }), params: {}, context: {} }),

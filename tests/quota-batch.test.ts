@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { Redis, type Requester } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
@@ -6,6 +5,7 @@ import { consumeQuota, MAX_QUOTA_BATCH, quotaBatchStats } from "~/models/quota.s
 import { getDb } from "~/utils/db.server";
 import { quotaKey } from "~/utils/period";
 import { createKeepAliveRequester } from "~/utils/redis-http.server";
+import { createTestUser } from "./factories";
 import { TEST_REDIS_URL } from "./setup/test-env";
 
 /**
@@ -32,10 +32,7 @@ function countingRedis(url = process.env.UPSTASH_REDIS_REST_URL!) {
 }
 
 async function makeOwner(monthlyLimit: number) {
-  const user = await db.user.create({
-    data: { email: `batch-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x", monthlyLimit },
-    select: { id: true, monthlyLimit: true },
-  });
+  const user = await createTestUser(db, { monthlyLimit });
   return { userId: user.id, monthlyLimit: user.monthlyLimit };
 }
 

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
@@ -6,6 +5,7 @@ import { consumeQuota, getUsage, refundQuota, restoreCounterFromSnapshot } from 
 import { getDb } from "~/utils/db.server";
 import { hourBucket, periodEnd, quotaKey } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
+import { createTestUser } from "./factories";
 import { TEST_REDIS_URL } from "./setup/test-env";
 
 const db = getDb();
@@ -17,10 +17,7 @@ afterAll(() => raw.disconnect());
 const NOW = new Date("2026-11-15T12:00:00Z");
 
 async function makeOwner(monthlyLimit: number) {
-  const user = await db.user.create({
-    data: { email: `quota-${randomBytes(6).toString("hex")}@example.com`, passwordHash: "x", monthlyLimit },
-    select: { id: true, monthlyLimit: true },
-  });
+  const user = await createTestUser(db, { monthlyLimit });
   return { userId: user.id, monthlyLimit: user.monthlyLimit };
 }
 

@@ -1,18 +1,26 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "~/generated/prisma/client";
 import { getEnv } from "./env.server";
+import { releaseSingleton, replaceSingleton, singleton } from "./singleton.server";
 
 export type Db = PrismaClient;
+
+const DB = "db";
 
 export function createPrismaClient(databaseUrl: string): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
 }
 
-// One client per process; the dev server re-imports modules on every change, so the instance lives on globalThis
-// instead of leaking a new pool per rebuild.
-const globalForDb = globalThis as unknown as { __sheetmeterDb?: PrismaClient };
-
 export function getDb(): PrismaClient {
-  globalForDb.__sheetmeterDb ??= createPrismaClient(getEnv().DATABASE_URL);
-  return globalForDb.__sheetmeterDb;
+  return singleton(DB, () => createPrismaClient(getEnv().DATABASE_URL));
+}
+
+/** Ends the pool's connections, so a script or test file can exit; a later `getDb()` opens a new pool. */
+export async function closeDb(): Promise<void> {
+  await releaseSingleton<PrismaClient>(DB)?.$disconnect();
+}
+
+/** Makes `getDb()` answer `db` (say, one pointing at a dead port) until called with undefined. */
+export function setDbForTests(db: PrismaClient | undefined): void {
+  replaceSingleton(DB, db);
 }

@@ -1,10 +1,11 @@
 import { Client, Receiver } from "@upstash/qstash";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { getEnv } from "./env.server";
+import { releaseSingleton, singleton } from "./singleton.server";
 
-const globalForQstash = globalThis as unknown as { __sheetmeterQstash?: { client: Client; receiver: Receiver } };
+const QSTASH = "qstash";
 
-function create() {
+function createQstash() {
   const env = getEnv();
   return {
     // devMode false: never let the SDK swap in its own dev-server keys or try to start Upstash's binary.
@@ -18,13 +19,16 @@ function create() {
 }
 
 export function getQstash(): Client {
-  globalForQstash.__sheetmeterQstash ??= create();
-  return globalForQstash.__sheetmeterQstash.client;
+  return singleton(QSTASH, createQstash).client;
 }
 
 export function getReceiver(): Receiver {
-  globalForQstash.__sheetmeterQstash ??= create();
-  return globalForQstash.__sheetmeterQstash.receiver;
+  return singleton(QSTASH, createQstash).receiver;
+}
+
+/** Forgets the client and receiver; like Redis's, they are stateless HTTP with nothing to end. */
+export function closeQstash(): void {
+  releaseSingleton(QSTASH);
 }
 
 /** A request that QStash did not sign for this URL and body. */

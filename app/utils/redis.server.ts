@@ -1,17 +1,19 @@
 import { Redis } from "@upstash/redis";
 import { getEnv } from "./env.server";
 import { createKeepAliveRequester } from "./redis-http.server";
+import { releaseSingleton, replaceSingleton, singleton } from "./singleton.server";
 
-// Created once and kept across dev reloads; @upstash/redis is stateless HTTP, so one instance serves every request.
-const globalForRedis = globalThis as unknown as { __sheetmeterRedis?: Redis; __sheetmeterSyncRedis?: Redis };
+const REDIS = "redis";
+const SYNC_REDIS = "sync-redis";
 
+// @upstash/redis is stateless HTTP, so one instance serves every request.
 export function getRedis(): Redis {
-  if (!globalForRedis.__sheetmeterRedis) {
+  return singleton(REDIS, () => {
     const env = getEnv();
     // The SDK's client over our keep-alive transport (see redis-http.server.ts for why). A client built on a
     // requester has no auto-pipelining: it rarely batched anything here (its window is two microtasks), and the
     // hot path batches its quota checks itself (quota.server.ts).
-    globalForRedis.__sheetmeterRedis = new Redis(
+    return new Redis(
       createKeepAliveRequester({
         url: env.UPSTASH_REDIS_REST_URL,
         token: env.UPSTASH_REDIS_REST_TOKEN,
@@ -20,8 +22,7 @@ export function getRedis(): Redis {
         retry: { retries: 1, backoff: () => 50 },
       }),
     );
-  }
-  return globalForRedis.__sheetmeterRedis;
+  });
 }
 
 /**
@@ -46,7 +47,22 @@ export function createSyncRedis(url: string, token: string): Redis {
 
 /** The sync's client for this deployment, created once like the app's. */
 export function getSyncRedis(): Redis {
-  const env = getEnv();
-  globalForRedis.__sheetmeterSyncRedis ??= createSyncRedis(env.UPSTASH_REDIS_REST_URL, env.UPSTASH_REDIS_REST_TOKEN);
-  return globalForRedis.__sheetmeterSyncRedis;
+  return singleton(SYNC_REDIS, () => {
+    const env = getEnv();
+    return createSyncRedis(env.UPSTASH_REDIS_REST_URL, env.UPSTASH_REDIS_REST_TOKEN);
+  });
+}
+
+/**
+ * Forgets both clients so the next call builds them from the environment again. There is no connection to end:
+ * REST clients hold only idle keep-alive sockets, which Node unrefs, so they never keep a process alive.
+ */
+export function closeRedis(): void {
+  releaseSingleton(REDIS);
+  releaseSingleton(SYNC_REDIS);
+}
+
+/** Makes `getRedis()` answer `redis` (say, one pointing at a dead port) until called with undefined. */
+export function setRedisForTests(redis: Redis | undefined): void {
+  replaceSingleton(REDIS, redis);
 }

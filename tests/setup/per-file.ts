@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, inject } from "vitest";
 import { Redis as IORedis } from "ioredis";
+import { closeDb } from "~/utils/db.server";
 import { startRedisRest } from "../../dev/redis-rest";
 import { databaseUrl, TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "./test-env";
 
@@ -47,8 +48,7 @@ process.env.UPSTASH_REDIS_REST_TOKEN = token;
 process.env.TEST_REDIS_DB = String(redisDb);
 
 afterAll(async () => {
-  const client = (globalThis as { __sheetmeterDb?: { $disconnect(): Promise<void> } }).__sheetmeterDb;
-  await client?.$disconnect();
+  await closeDb();
   await rest.close();
   if ((await claims.get(claimKey(redisDb))) === claimToken) await claims.del(claimKey(redisDb));
   claims.disconnect();
