@@ -3,7 +3,7 @@ import path from "node:path";
 import { createApiKey } from "~/models/api-keys.server";
 import { importSheet } from "~/models/csv-import.server";
 import { createUser, normalizeEmail } from "~/models/user.server";
-import { type Db, getDb } from "~/utils/db.server";
+import { closeDb, type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { requireReachableDatabase } from "./lib/database";
 
@@ -35,11 +35,10 @@ async function seedDemoAccount(db: Db) {
 
 try {
   await requireReachableDatabase();
-  const db = getDb();
   try {
-    await seedDemoAccount(db);
+    await seedDemoAccount(getDb());
   } finally {
-    await db.$disconnect();
+    await closeDb();
   }
 } catch (error) {
   console.error(`db:seed failed: ${(error as Error).message}`);
