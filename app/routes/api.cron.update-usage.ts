@@ -1,7 +1,8 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { json } from "@remix-run/node";
 import { z } from "zod";
-import { markSyncRunFailed, SyncRunNotFoundError, syncUsageSnapshots } from "~/models/usage-sync.server";
+import { markSyncRunFailed, SyncRunNotFoundError } from "~/models/sync-runs.server";
+import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { methodNotAllowed, problem } from "~/utils/problem.server";
