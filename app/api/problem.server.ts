@@ -1,4 +1,4 @@
-import { json } from "@remix-run/node";
+import { jsonResponse } from "./json.server";
 
 /**
  * API errors as RFC 9457 problem details: a machine-readable `type`, a `title`, and a `detail` that tells the
@@ -18,7 +18,7 @@ export interface Problem {
 export function problem({ status, type, title, detail, ...extensions }: Problem, headers?: HeadersInit): Response {
   const responseHeaders = new Headers(headers);
   responseHeaders.set("Content-Type", "application/problem+json");
-  return json(
+  return jsonResponse(
     { type: `${PROBLEM_BASE}#${type}`, title, status, detail, ...extensions },
     {
       status,
