@@ -1,6 +1,7 @@
 import type { LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { json } from "@remix-run/node";
 import { useLoaderData } from "@remix-run/react";
+import { requireUser } from "~/auth/session-user.server";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { FirstCallGuide } from "~/components/dashboard/first-call-guide";
@@ -20,7 +21,7 @@ import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
-import { getUserId, requireUser } from "~/utils/session.server";
+import { getUserId } from "~/utils/session.server";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
 

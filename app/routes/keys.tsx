@@ -11,7 +11,7 @@ import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
-import { requireUser } from "~/utils/session.server";
+import { requireUser } from "~/auth/session-user.server";
 
 export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
 

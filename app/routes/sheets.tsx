@@ -16,7 +16,7 @@ import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/mod
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
-import { requireUser } from "~/utils/session.server";
+import { requireUser } from "~/auth/session-user.server";
 
 export const meta: MetaFunction = () => [{ title: "Sheets · Sheetmeter" }];
 
