@@ -1,6 +1,6 @@
 import { Link } from "@remix-run/react";
 import { lazy, Suspense, type ReactNode } from "react";
-import type { UsageRange } from "~/models/usage-history.server";
+import type { UsageRange } from "~/utils/usage-ranges";
 import { buildChartData } from "./chart-data";
 import { formatCount, formatHour } from "./format";
 import type { ChartPoint, LiveUsage, Part } from "./types";
