@@ -6,7 +6,7 @@ import { liveUsageFrom } from "~/dashboard/live-usage.server";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { FirstCallGuide } from "~/components/dashboard/first-call-guide";
-import { formatCount, formatMonth } from "~/components/dashboard/format";
+import { formatCount, formatMonth } from "~/utils/format";
 import { LastSync } from "~/components/dashboard/last-sync";
 import { LiveCounter } from "~/components/dashboard/live-counter";
 import { QuotaBanner } from "~/components/dashboard/quota-banner";

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { formatExact, formatRelative } from "./format";
+import { formatExact, formatRelative } from "~/utils/format";
 import type { Part, SyncRunView } from "./types";
 
 const MINUTE_MS = 60_000;

@@ -1,6 +1,6 @@
 import { Link } from "@remix-run/react";
 import { CopyButton } from "~/components/copy-button";
-import { formatCount } from "./format";
+import { formatCount } from "~/utils/format";
 import { sheetEndpoint } from "~/utils/endpoints";
 import type { Part, SheetSummaryView } from "./types";
 
