@@ -4,7 +4,7 @@ import type { ReactNode } from "react";
 import { AppHeader } from "~/components/app-header";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import stylesheet from "~/tailwind.css";
-import { getOptionalUser } from "~/utils/session.server";
+import { getOptionalUser } from "~/auth/session-user.server";
 
 export const links: LinksFunction = () => [
   { rel: "stylesheet", href: stylesheet },

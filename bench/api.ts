@@ -21,7 +21,7 @@ import { periodOf, quotaKey } from "~/utils/period";
  * - metered: NODE_ENV=production, exactly as deployed. SHEETMETER_BENCH_UNMETERED=1 is set here too, to prove
  *   production ignores it: the run checks that every request was counted.
  * - unmetered: NODE_ENV=test plus SHEETMETER_BENCH_UNMETERED=1, the only combination that skips the quota check
- *   (see isQuotaBypassed in app/models/api-request.server.ts). The run checks that nothing was counted.
+ *   (see isQuotaBypassed in app/models/metered-rows.server.ts). The run checks that nothing was counted.
  *
  * autocannon calls the same sheet route on both, in alternating rounds so drift on a shared machine hits both
  * alike. Prints requests/s, p50 and p99 per mode and their ratio; the last stdout line is one JSON object.

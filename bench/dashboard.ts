@@ -5,7 +5,7 @@ import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { startRedisRestProcess } from "../dev/redis-rest-process";
 import { createScratchDatabase } from "../scripts/lib/scratch-db";
-import { USAGE_RANGES, type UsageRange } from "~/models/usage-history.server";
+import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
 import { getDb } from "~/utils/db.server";

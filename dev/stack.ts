@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { Client } from "@upstash/qstash";
 import { Redis as IORedis } from "ioredis";
+import { SYNC_ROUTE_PATH as USAGE_SYNC_PATH } from "~/utils/endpoints";
 import { migrate } from "../scripts/lib/migrations";
 import { ensureHourlySchedule } from "../scripts/lib/schedule";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./pglite";
@@ -44,7 +45,6 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export const USAGE_SYNC_PATH = "/api/cron/update-usage";
 const DEFAULT_EMBEDDED_POSTGRES_PORT = 5433;
 
 function required(env: Record<string, string | undefined>, name: string): string {

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { Client } from "@upstash/qstash";
 import { z } from "zod";
+import { SYNC_ROUTE_PATH as SYNC_PATH } from "~/utils/endpoints";
 import { loadRawEnv } from "~/utils/env.server";
 import { ensureHourlySchedule, HOURLY_CRON } from "./lib/schedule";
 
@@ -10,7 +11,6 @@ import { ensureHourlySchedule, HOURLY_CRON } from "./lib/schedule";
  * then .env.example); prints one JSON object as its last line.
  */
 const USAGE = "Usage: npm run qstash:schedule -- --url https://your.app";
-const SYNC_PATH = "/api/cron/update-usage";
 
 const qstashEnv = z.object({ QSTASH_URL: z.url(), QSTASH_TOKEN: z.string().min(1) });
 

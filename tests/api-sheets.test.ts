@@ -1,7 +1,8 @@
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { handleSheetRequest, handleUsageRequest } from "~/models/api-request.server";
+import { handleSheetRequest } from "~/api/sheet-request.server";
+import { handleUsageRequest } from "~/api/usage-request.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { loader as usageLoader } from "~/routes/api.v1.usage";
 import { getDb } from "~/utils/db.server";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildChartData, xTicks, yTicks } from "~/components/dashboard/chart-data";
-import { formatDuration, formatRelative } from "~/components/dashboard/format";
+import { formatDuration, formatRelative } from "~/utils/format";
 import type { LiveUsage } from "~/components/dashboard/types";
 
 const live = (used: number, at: string, period = at.slice(0, 7)): LiveUsage => ({

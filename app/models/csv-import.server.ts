@@ -1,6 +1,7 @@
 import { CsvError, parse } from "csv-parse/sync";
 import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
+import type { CellValue, SheetRowData } from "~/utils/sheet-cells";
 
 /**
  * CSV → typed rows → one Sheet with its SheetRows, in one transaction. Limits exist so one upload cannot hold a
@@ -12,9 +13,6 @@ export const MAX_CSV_COLUMNS = 500;
 export const MAX_SHEET_NAME_LENGTH = 100;
 // Rows go to Postgres as one JSON array parameter per batch; 5 000 rows of a 10 MB file stay well under 1 MB.
 const INSERT_BATCH_ROWS = 5_000;
-
-export type CellValue = string | number | boolean | null;
-export type SheetRowData = Record<string, CellValue>;
 
 export interface ParsedCsv {
   columns: string[];

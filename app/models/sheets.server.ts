@@ -1,6 +1,7 @@
 import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
-import { type CellValue, type SheetRowData, typeCell } from "./csv-import.server";
+import type { CellValue, SheetRowData } from "~/utils/sheet-cells";
+import { typeCell } from "./csv-import.server";
 
 export interface SheetSummary {
   id: string;

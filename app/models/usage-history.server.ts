@@ -1,36 +1,14 @@
 import type { Db } from "~/utils/db.server";
-import { hourBucket } from "~/utils/period";
+import { HOUR_MS, hourBucket } from "~/utils/period";
+import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
 
 /**
  * The persisted side of the dashboard: a customer's hourly usage snapshots over a chosen range, and their sheets.
  * Live counts come from Redis through the quota module; this module only reads Postgres.
  */
 
-const HOUR_MS = 3_600_000;
-
-export const USAGE_RANGES = {
-  "24h": { hours: 24 },
-  "7d": { hours: 7 * 24 },
-  "30d": { hours: 30 * 24 },
-} as const;
-
-export type UsageRange = keyof typeof USAGE_RANGES;
-
-// A week shows the shape of the month (weekday peaks, the climb toward the limit) without downsampling, and still
-// has a point per hour; 24 h is too short to tell a trend from a burst, 30 d is a click away.
-export const DEFAULT_RANGE: UsageRange = "7d";
-
 /** Chart points sent to the browser at most: enough for a smooth line on a wide screen, small enough to stay light. */
 export const MAX_CHART_POINTS = 200;
-
-export function isUsageRange(value: unknown): value is UsageRange {
-  return typeof value === "string" && Object.hasOwn(USAGE_RANGES, value);
-}
-
-/** The range asked for in the URL, or the default for anything missing or unknown (a stale bookmark, a typo). */
-export function parseRange(value: string | null | undefined): UsageRange {
-  return isUsageRange(value) ? value : DEFAULT_RANGE;
-}
 
 /** The first hour bucket the range covers, so "24 h" means the current hour and the 23 before it. */
 export function rangeStart(range: UsageRange, now: Date): Date {

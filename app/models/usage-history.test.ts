@@ -1,22 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { hourBucket, periodOf } from "~/utils/period";
-import {
-  DEFAULT_RANGE,
-  downsampleCumulative,
-  MAX_CHART_POINTS,
-  parseRange,
-  rangeStart,
-  type UsagePoint,
-} from "./usage-history.server";
-
-const HOUR = 3_600_000;
+import { HOUR_MS, hourBucket, periodOf } from "~/utils/period";
+import { DEFAULT_RANGE, parseRange } from "~/utils/usage-ranges";
+import { downsampleCumulative, MAX_CHART_POINTS, rangeStart, type UsagePoint } from "./usage-history.server";
 
 /** Hourly cumulative snapshots from `start`, each hour adding `perHour` and restarting at every UTC month. */
 function hourlySeries(start: string, hours: number, perHour = 3): UsagePoint[] {
   const points: UsagePoint[] = [];
   let used = 0;
   for (let i = 0; i < hours; i++) {
-    const hour = new Date(Date.parse(start) + i * HOUR);
+    const hour = new Date(Date.parse(start) + i * HOUR_MS);
     const period = periodOf(hour);
     if (points.length > 0 && points[points.length - 1].period !== period) used = 0;
     used += perHour;
@@ -90,6 +82,6 @@ describe("ranges", () => {
   it("starts a range on an hour bucket so the current hour counts as one of its hours", () => {
     const now = new Date("2026-11-29T08:42:00Z");
     expect(rangeStart("24h", now).toISOString()).toBe("2026-11-28T09:00:00.000Z");
-    expect(rangeStart("7d", now).getTime()).toBe(hourBucket(now).getTime() - 167 * HOUR);
+    expect(rangeStart("7d", now).getTime()).toBe(hourBucket(now).getTime() - 167 * HOUR_MS);
   });
 });

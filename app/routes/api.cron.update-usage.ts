@@ -1,25 +1,24 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
-import { json } from "@remix-run/node";
 import { z } from "zod";
-import { markSyncRunFailed, SyncRunNotFoundError, syncUsageSnapshots } from "~/models/usage-sync.server";
+import { methodNotAllowed, problem } from "~/api/problem.server";
+import { markSyncRunFailed, SyncRunNotFoundError } from "~/models/sync-runs.server";
+import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getDb } from "~/utils/db.server";
+import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
-import { methodNotAllowed, problem } from "~/utils/problem.server";
 import { getQstash, verifyQstashSignature } from "~/utils/qstash.server";
 import { getSyncRedis } from "~/utils/redis.server";
-
-/**
- * `POST /api/cron/update-usage` — called by QStash every hour (body `{}`) and by the sync's own continuations
- * (body `{ runId, cursor }`). Only QStash can call it: the signature covers the URL and the exact body. See
- * docs/sync.md.
- */
-export const SYNC_ROUTE_PATH = "/api/cron/update-usage";
 
 const deliverySchema = z.union([
   z.object({ runId: z.string().min(1), cursor: z.string().regex(/^\d+$/) }).strict(),
   z.object({}).strict(),
 ]);
 
+/**
+ * `POST /api/cron/update-usage` — called by QStash every hour (body `{}`) and by the sync's own continuations
+ * (body `{ runId, cursor }`). Only QStash can call it: the signature covers the URL and the exact body. See
+ * docs/sync.md.
+ */
 export async function action({ request }: ActionFunctionArgs) {
   if (request.method !== "POST") return methodNotAllowed(["POST"]);
   const env = getEnv();
@@ -86,7 +85,7 @@ export async function action({ request }: ActionFunctionArgs) {
       return unavailable(`The sync ${reason}; QStash will retry.`);
     }
   }
-  return json(result);
+  return Response.json(result);
 }
 
 export function loader() {

@@ -1,7 +1,7 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
-import { handleSheetRequest } from "~/models/api-request.server";
+import { methodNotAllowed } from "~/api/problem.server";
+import { handleSheetRequest } from "~/api/sheet-request.server";
 import { getDb } from "~/utils/db.server";
-import { methodNotAllowed } from "~/utils/problem.server";
 import { getRedis } from "~/utils/redis.server";
 
 /** `GET /api/v1/sheets/:sheetId` — see docs/api.md. */

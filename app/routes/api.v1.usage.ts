@@ -1,7 +1,7 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
-import { handleUsageRequest } from "~/models/api-request.server";
+import { methodNotAllowed } from "~/api/problem.server";
+import { handleUsageRequest } from "~/api/usage-request.server";
 import { getDb } from "~/utils/db.server";
-import { methodNotAllowed } from "~/utils/problem.server";
 import { getRedis } from "~/utils/redis.server";
 
 /** `GET /api/v1/usage` — the key owner's usage this month; consumes nothing. See docs/api.md. */

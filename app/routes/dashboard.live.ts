@@ -1,9 +1,9 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
-import { liveUsageFrom } from "~/components/dashboard/types";
 import { getUsage } from "~/models/quota.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
-import { getOptionalUser } from "~/utils/session.server";
+import { getOptionalUser } from "~/auth/session-user.server";
+import { liveUsageFrom } from "~/dashboard/live-usage.server";
 
 /**
  * GET /dashboard/live: the signed-in customer's live count, polled by the dashboard every few seconds. Reads

@@ -1,26 +1,29 @@
 import type { HeadersFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { data } from "@remix-run/node";
 import { useLoaderData } from "@remix-run/react";
+import { requireUser } from "~/auth/session-user.server";
+import { liveUsageFrom } from "~/dashboard/live-usage.server";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { FirstCallGuide } from "~/components/dashboard/first-call-guide";
-import { formatCount, formatMonth } from "~/components/dashboard/format";
+import { formatCount, formatMonth } from "~/utils/format";
 import { LastSync } from "~/components/dashboard/last-sync";
 import { LiveCounter } from "~/components/dashboard/live-counter";
 import { QuotaBanner } from "~/components/dashboard/quota-banner";
 import { SheetSummary } from "~/components/dashboard/sheet-summary";
-import { liveUsageFrom, type Part } from "~/components/dashboard/types";
+import type { Part } from "~/components/dashboard/types";
 import { UsageChart } from "~/components/dashboard/usage-chart";
 import { useLiveUsage } from "~/components/dashboard/use-live-usage";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { listNewestSheets } from "~/models/sheets.server";
-import { getUsageHistory, parseRange, type UsageRange } from "~/models/usage-history.server";
+import { getUsageHistory } from "~/models/usage-history.server";
 import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
-import { getUserId, requireUser } from "~/utils/session.server";
+import { getUserId } from "~/utils/session.server";
+import { parseRange, type UsageRange } from "~/utils/usage-ranges";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
 

@@ -5,22 +5,17 @@ import { useEffect, useRef } from "react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
 import { PageHeader } from "~/components/app-shell";
+import { ConfirmDelete } from "~/components/confirm-delete";
 import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
+import { formatDateTime } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
-import { requireUser } from "~/utils/session.server";
+import { requireUser } from "~/auth/session-user.server";
 
 export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
-
-const dateFormat = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
-
-// Formatted on the server in UTC, so the browser renders the same text it hydrates.
-function formatDate(date: Date | null): string | null {
-  return date ? `${dateFormat.format(date)} UTC` : null;
-}
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const user = await requireUser(request);
@@ -30,9 +25,9 @@ export async function loader({ request }: LoaderFunctionArgs) {
       id: key.id,
       name: key.name,
       prefix: key.prefix,
-      createdAt: formatDate(key.createdAt)!,
-      lastUsedAt: formatDate(key.lastUsedAt),
-      revokedAt: formatDate(key.revokedAt),
+      createdAt: formatDateTime(key.createdAt),
+      lastUsedAt: key.lastUsedAt && formatDateTime(key.lastUsedAt),
+      revokedAt: key.revokedAt && formatDateTime(key.revokedAt),
     })),
   };
 }
@@ -206,22 +201,11 @@ function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
   );
 }
 
-/** A <details> confirmation: works without JavaScript, and a stray click cannot revoke a key in use. */
 function RevokeKey({ keyId, name }: { keyId: string; name: string }) {
   return (
-    <details className="shrink-0">
-      <summary className="cursor-pointer list-none rounded border border-red-200 px-3 py-1.5 text-center text-sm text-red-700 hover:bg-red-50">
-        Revoke…
-      </summary>
-      <Form method="post" className="mt-2 max-w-xs rounded border border-red-200 bg-red-50 p-3 text-sm">
-        <input type="hidden" name="intent" value="revoke" />
-        <input type="hidden" name="keyId" value={keyId} />
-        <p className="text-red-900">Revoke “{name}”? Calls with it fail within a second. This cannot be undone.</p>
-        <button type="submit" className="mt-2 rounded bg-red-700 px-3 py-1.5 font-medium text-white hover:bg-red-800">
-          Revoke key
-        </button>
-      </Form>
-    </details>
+    <ConfirmDelete summary="Revoke…" submitLabel="Revoke key" fields={{ intent: "revoke", keyId }}>
+      Revoke “{name}”? Calls with it fail within a second. This cannot be undone.
+    </ConfirmDelete>
   );
 }
 

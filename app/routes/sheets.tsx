@@ -9,6 +9,7 @@ import {
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { FormError, primaryButton } from "~/components/forms";
 import { PageHeader } from "~/components/app-shell";
+import { ConfirmDelete } from "~/components/confirm-delete";
 import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
@@ -16,7 +17,9 @@ import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/mod
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
-import { requireUser } from "~/utils/session.server";
+import { formatCount, formatDate } from "~/utils/format";
+import type { CellValue } from "~/utils/sheet-cells";
+import { requireUser } from "~/auth/session-user.server";
 
 export const meta: MetaFunction = () => [{ title: "Sheets · Sheetmeter" }];
 
@@ -85,13 +88,6 @@ export async function action({ request }: ActionFunctionArgs) {
 }
 
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
-
-const dateFormat = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" });
-
-// Formatted on the server in UTC, so the browser renders the same text it hydrates.
-function formatDate(date: Date): string {
-  return dateFormat.format(date);
-}
 
 export default function SheetsPage() {
   const { sheets, apiBase, preview, justImported } = useLoaderData<typeof loader>();
@@ -171,8 +167,8 @@ export default function SheetsPage() {
                 <div className="flex flex-wrap items-baseline justify-between gap-2">
                   <h3 className="min-w-0 break-words text-base font-semibold">{sheet.name}</h3>
                   <p className="text-sm text-slate-600">
-                    {sheet.rowCount.toLocaleString("en-US")} {sheet.rowCount === 1 ? "row" : "rows"} ·{" "}
-                    {sheet.columns.length} {sheet.columns.length === 1 ? "column" : "columns"} · {sheet.createdAt}
+                    {formatCount(sheet.rowCount)} {sheet.rowCount === 1 ? "row" : "rows"} · {sheet.columns.length}{" "}
+                    {sheet.columns.length === 1 ? "column" : "columns"} · {sheet.createdAt}
                   </p>
                 </div>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
@@ -207,8 +203,6 @@ export default function SheetsPage() {
 
 const secondaryButton = "rounded border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-100";
 
-type CellValue = string | number | boolean | null;
-
 function SheetPreview({
   columns,
   rows,
@@ -224,7 +218,7 @@ function SheetPreview({
     <div className="mt-4">
       {justImported ? (
         <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
-          Imported {rowCount.toLocaleString("en-US")} {rowCount === 1 ? "row" : "rows"}. Call the endpoint above with an{" "}
+          Imported {formatCount(rowCount)} {rowCount === 1 ? "row" : "rows"}. Call the endpoint above with an{" "}
           <Link to="/keys" className="font-medium underline">
             API key
           </Link>
@@ -262,7 +256,7 @@ function SheetPreview({
             </table>
           </div>
           <p className="mt-2 text-xs text-slate-500">
-            Showing the first {rows.length} of {rowCount.toLocaleString("en-US")} rows, with the types the API returns.
+            Showing the first {rows.length} of {formatCount(rowCount)} rows, with the types the API returns.
           </p>
         </>
       )}
@@ -291,25 +285,11 @@ function EndpointUrl({ url }: { url: string }) {
   );
 }
 
-/** A <details> confirmation: works without JavaScript, and a stray click cannot delete anything. */
 function DeleteSheet({ sheetId, name, rowCount }: { sheetId: string; name: string; rowCount: number }) {
   return (
-    <details className="group">
-      <summary className="cursor-pointer list-none rounded border border-red-200 px-3 py-1.5 text-sm text-red-700 hover:bg-red-50">
-        Delete…
-      </summary>
-      <Form method="post" action="/sheets" className="mt-2 rounded border border-red-200 bg-red-50 p-3 text-sm">
-        <input type="hidden" name="intent" value="delete" />
-        <input type="hidden" name="sheetId" value={sheetId} />
-        <p className="text-red-900">
-          Delete “{name}” and its {rowCount.toLocaleString("en-US")} rows? API calls to it will get 404. This cannot be
-          undone.
-        </p>
-        <button type="submit" className="mt-2 rounded bg-red-700 px-3 py-1.5 font-medium text-white hover:bg-red-800">
-          Delete sheet
-        </button>
-      </Form>
-    </details>
+    <ConfirmDelete summary="Delete…" submitLabel="Delete sheet" action="/sheets" fields={{ intent: "delete", sheetId }}>
+      Delete “{name}” and its {formatCount(rowCount)} rows? API calls to it will get 404. This cannot be undone.
+    </ConfirmDelete>
   );
 }
 

@@ -2,6 +2,8 @@
  * Quota periods are UTC calendar months ("YYYY-MM"); usage history is bucketed by UTC hour. Everything that names
  * a period or an hour goes through here so the API, the sync and the dashboard agree on boundaries.
  */
+export const HOUR_MS = 3_600_000;
+
 export function periodOf(date: Date): string {
   return date.toISOString().slice(0, 7);
 }

@@ -1,6 +1,4 @@
 import { createCookieSessionStorage, redirect } from "@remix-run/node";
-import { getUserById, type PublicUser } from "~/models/user.server";
-import { getDb } from "./db.server";
 import { getEnv } from "./env.server";
 
 const USER_SESSION_KEY = "userId";
@@ -34,11 +32,6 @@ export async function getUserId(request: Request): Promise<string | undefined> {
   return session.get(USER_SESSION_KEY);
 }
 
-export async function getOptionalUser(request: Request): Promise<PublicUser | null> {
-  const userId = await getUserId(request);
-  return userId ? getUserById(getDb(), userId) : null;
-}
-
 /** Only paths on this site, so `?redirectTo=` cannot send a user somewhere else after log-in. */
 export function safeRedirect(to: FormDataEntryValue | string | null | undefined, fallback = "/dashboard"): string {
   if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.startsWith("/\\")) return fallback;
@@ -50,16 +43,9 @@ export async function redirectSignedIn(request: Request): Promise<void> {
   if (await getUserId(request)) throw redirect("/dashboard");
 }
 
-/** The signed-in user, or a redirect to /login that brings them back here afterwards. */
-export async function requireUser(request: Request): Promise<PublicUser> {
-  const user = await getOptionalUser(request);
-  if (user) return user;
-  const url = new URL(request.url);
-  const params = new URLSearchParams({ redirectTo: `${url.pathname}${url.search}` });
-  // A cookie for a deleted user would otherwise loop; logging out clears it.
-  throw redirect(`/login?${params}`, {
-    headers: { "Set-Cookie": await sessionStorage().destroySession(await getSession(request)) },
-  });
+/** The Set-Cookie value that ends the request's session. */
+export async function endedSessionCookie(request: Request): Promise<string> {
+  return sessionStorage().destroySession(await getSession(request));
 }
 
 export async function createUserSession(request: Request, userId: string, redirectTo: string): Promise<Response> {
@@ -69,6 +55,5 @@ export async function createUserSession(request: Request, userId: string, redire
 }
 
 export async function logout(request: Request): Promise<Response> {
-  const session = await getSession(request);
-  return redirect("/login", { headers: { "Set-Cookie": await sessionStorage().destroySession(session) } });
+  return redirect("/login", { headers: { "Set-Cookie": await endedSessionCookie(request) } });
 }

@@ -1,3 +1,4 @@
+import { HOUR_MS } from "~/utils/period";
 import type { ChartPoint, LiveUsage } from "./types";
 
 /**
@@ -23,7 +24,6 @@ export function buildChartData(points: readonly ChartPoint[], live: LiveUsage | 
   return data;
 }
 
-const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const MAX_Y_INTERVALS = 6;
 

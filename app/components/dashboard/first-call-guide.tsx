@@ -1,6 +1,7 @@
 import { Link } from "@remix-run/react";
 import { CopyButton } from "~/components/copy-button";
-import { sheetEndpoint, type SheetSummaryView } from "./types";
+import { sheetEndpoint } from "~/utils/endpoints";
+import type { SheetSummaryView } from "./types";
 
 // The key itself is shown once, on /keys, and never stored; the guide can only show its shape.
 const PLACEHOLDER_KEY = "sm_live_…";

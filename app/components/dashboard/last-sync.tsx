@@ -1,5 +1,5 @@
 import { useSyncExternalStore } from "react";
-import { formatExact, formatRelative } from "./format";
+import { formatExact, formatRelative } from "~/utils/format";
 import type { Part, SyncRunView } from "./types";
 
 const TICK_MS = 30_000;

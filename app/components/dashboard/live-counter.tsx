@@ -1,4 +1,4 @@
-import { formatClock, formatCount, formatDuration, formatMonth, formatPercent, formatResetDate } from "./format";
+import { formatClock, formatCount, formatDuration, formatMonth, formatPercent, formatResetDate } from "~/utils/format";
 import type { LiveUsage } from "./types";
 import type { LiveStatus } from "./use-live-usage";
 

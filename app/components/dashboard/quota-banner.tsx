@@ -1,4 +1,4 @@
-import { formatCount, formatMonth, formatPercent, formatResetDate } from "./format";
+import { formatCount, formatMonth, formatPercent, formatResetDate } from "~/utils/format";
 import { usageLevel } from "./live-counter";
 import type { LiveUsage } from "./types";
 

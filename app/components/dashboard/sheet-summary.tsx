@@ -1,7 +1,8 @@
 import { Link } from "@remix-run/react";
 import { CopyButton } from "~/components/copy-button";
-import { formatCount } from "./format";
-import { type Part, type SheetSummaryView, sheetEndpoint } from "./types";
+import { formatCount } from "~/utils/format";
+import { sheetEndpoint } from "~/utils/endpoints";
+import type { Part, SheetSummaryView } from "./types";
 
 export function SheetSummary({
   sheets,

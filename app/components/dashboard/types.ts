@@ -35,22 +35,3 @@ export interface SheetSummaryView {
 
 /** One part of the page: its data, or the fact that it could not be loaded (the part renders its own message). */
 export type Part<T> = { ok: true; data: T } | { ok: false };
-
-export function liveUsageFrom(
-  usage: { used: number; limit: number; remaining: number; period: string; resetsAt: Date },
-  at: Date,
-): LiveUsage {
-  return {
-    used: usage.used,
-    limit: usage.limit,
-    remaining: usage.remaining,
-    period: usage.period,
-    resetsAt: usage.resetsAt.toISOString(),
-    at: at.toISOString(),
-  };
-}
-
-/** Where a sheet's rows are served; shown on the dashboard and in the first-call guide. */
-export function sheetEndpoint(appUrl: string, sheetId: string): string {
-  return `${appUrl}/api/v1/sheets/${sheetId}`;
-}

@@ -12,7 +12,7 @@ import {
   type TooltipContentProps,
 } from "recharts";
 import { type ChartDatum, xTicks, yTicks } from "./chart-data";
-import { formatAxisCount, formatClock, formatCount, formatHour, formatTick } from "./format";
+import { formatAxisCount, formatClock, formatCount, formatHour, formatTick } from "~/utils/format";
 
 /**
  * The recharts drawing itself. A `.client` module: the Remix compiler leaves it out of the server build, so recharts

@@ -1,8 +1,8 @@
 import { Link } from "@remix-run/react";
 import { lazy, Suspense, type ReactNode } from "react";
-import type { UsageRange } from "~/models/usage-history.server";
+import type { UsageRange } from "~/utils/usage-ranges";
 import { buildChartData } from "./chart-data";
-import { formatCount, formatHour } from "./format";
+import { formatCount, formatHour } from "~/utils/format";
 import type { ChartPoint, LiveUsage, Part } from "./types";
 import { useHydrated } from "~/components/use-hydrated";
 

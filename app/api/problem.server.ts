@@ -1,5 +1,3 @@
-import { json } from "@remix-run/node";
-
 /**
  * API errors as RFC 9457 problem details: a machine-readable `type`, a `title`, and a `detail` that tells the
  * caller what to fix.
@@ -18,7 +16,7 @@ export interface Problem {
 export function problem({ status, type, title, detail, ...extensions }: Problem, headers?: HeadersInit): Response {
   const responseHeaders = new Headers(headers);
   responseHeaders.set("Content-Type", "application/problem+json");
-  return json(
+  return Response.json(
     { type: `${PROBLEM_BASE}#${type}`, title, status, detail, ...extensions },
     {
       status,

@@ -5,6 +5,8 @@
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 const relative = new Intl.RelativeTimeFormat("en-US", { numeric: "auto" });
+const mediumDate = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" });
+const mediumDateTime = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
 
 export function formatCount(value: number): string {
   return integer.format(value);
@@ -28,6 +30,16 @@ export function formatMonth(period: string): string {
     year: "numeric",
     timeZone: "UTC",
   });
+}
+
+/** "Nov 29, 2026" */
+export function formatDate(date: Date): string {
+  return mediumDate.format(date);
+}
+
+/** "Nov 29, 2026, 8:12 AM UTC" */
+export function formatDateTime(date: Date): string {
+  return `${mediumDateTime.format(date)} UTC`;
 }
 
 /** "December 1, 2026 at 00:00 UTC" */

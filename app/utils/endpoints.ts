@@ -1,0 +1,12 @@
+/**
+ * Paths of the app's HTTP endpoints that code outside their route modules must name: the dev stack and the
+ * schedule script point QStash at the sync route, and pages show customers where their sheets are served.
+ */
+export const SYNC_ROUTE_PATH = "/api/cron/update-usage";
+
+export const SHEET_API_PATH = "/api/v1/sheets";
+
+/** Where a sheet's rows are served. */
+export function sheetEndpoint(appUrl: string, sheetId: string): string {
+  return `${appUrl}${SHEET_API_PATH}/${sheetId}`;
+}

@@ -1,0 +1,24 @@
+/**
+ * The ranges the usage chart offers. Plain values with no server code, so the page's components and the loader that
+ * reads the history agree on them.
+ */
+export const USAGE_RANGES = {
+  "24h": { hours: 24 },
+  "7d": { hours: 7 * 24 },
+  "30d": { hours: 30 * 24 },
+} as const;
+
+export type UsageRange = keyof typeof USAGE_RANGES;
+
+// A week shows the shape of the month (weekday peaks, the climb toward the limit) without downsampling, and still
+// has a point per hour; 24 h is too short to tell a trend from a burst, 30 d is a click away.
+export const DEFAULT_RANGE: UsageRange = "7d";
+
+export function isUsageRange(value: unknown): value is UsageRange {
+  return typeof value === "string" && Object.hasOwn(USAGE_RANGES, value);
+}
+
+/** The range asked for in the URL, or the default for anything missing or unknown (a stale bookmark, a typo). */
+export function parseRange(value: string | null | undefined): UsageRange {
+  return isUsageRange(value) ? value : DEFAULT_RANGE;
+}
