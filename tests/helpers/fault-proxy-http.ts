@@ -1,4 +1,5 @@
 import http from "node:http";
+import { endToEndHeaders, readBody, type UpstreamReply } from "./fault-proxy-http-messages";
 import { closeServer, listenOnLoopback, type ProxyTarget, resetSocket } from "./fault-proxy-sockets";
 
 /**
@@ -61,40 +62,6 @@ export interface HttpFaultProxy {
   readonly stats: HttpFaultProxyStats;
   /** Stops listening, resets held and in-flight clients, aborts upstream requests; leaves no sockets or timers. */
   close(): Promise<void>;
-}
-
-interface UpstreamReply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-// Headers that describe one hop's connection, not the message; forwarding them would make the proxy's two
-// connections disagree (e.g. a chunked encoding on a body it has already buffered).
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
-
-function endToEndHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)));
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-    req.on("close", () => {
-      if (!req.complete) reject(new Error("client went away before sending the whole request"));
-    });
-  });
 }
 
 /**
