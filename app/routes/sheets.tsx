@@ -16,6 +16,7 @@ import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getDb } from "~/utils/db.server";
+import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { formatCount, formatDate } from "~/utils/format";
 import type { CellValue } from "~/utils/sheet-cells";
@@ -35,7 +36,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const sheets = await listSheets(db, user.id);
   const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
   return {
-    apiBase: `${getEnv().APP_URL}/api/v1/sheets/`,
+    apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
     sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
     preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
     justImported: previewed !== undefined && url.searchParams.has("imported"),

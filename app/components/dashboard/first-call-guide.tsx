@@ -1,6 +1,6 @@
 import { Link } from "@remix-run/react";
 import { CopyButton } from "~/components/copy-button";
-import { sheetEndpoint } from "~/utils/endpoints";
+import { SHEET_API_PATH, sheetEndpoint } from "~/utils/endpoints";
 import type { SheetSummaryView } from "./types";
 
 // The key itself is shown once, on /keys, and never stored; the guide can only show its shape.
@@ -39,7 +39,8 @@ export function FirstCallGuide({ appUrl, firstSheet }: { appUrl: string; firstSh
               </Link>{" "}
               on the Sheets page. Each sheet gets an endpoint like{" "}
               <code className="break-all rounded bg-slate-100 px-1 text-xs">
-                {appUrl}/api/v1/sheets/&lt;sheet-id&gt;
+                {appUrl}
+                {SHEET_API_PATH}/&lt;sheet-id&gt;
               </code>
             </>
           )}
