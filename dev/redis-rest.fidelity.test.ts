@@ -1,25 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_REDIS_URL } from "../tests/setup/test-env";
-import { startRedisRest, type RedisRestServer } from "./redis-rest";
+import type { RedisRestServer } from "./redis-rest";
+import { startStandInWithClient } from "./redis-rest.test-setup";
 
 /** What Upstash's own `@upstash/redis` test suite expects of Upstash, checked against the stand-in. */
 const token = "redis-rest-fidelity-token";
-const db = Number(process.env.TEST_REDIS_DB);
 // Pub/sub channels are shared by all of Redis's databases, so this file's channels carry a run id.
 const run = randomBytes(4).toString("hex");
 let rest: RedisRestServer;
 let redis: Redis;
 
 beforeAll(async () => {
-  rest = await startRedisRest({ redisUrl: TEST_REDIS_URL, token, db });
-  redis = new Redis({ url: rest.url, token, enableTelemetry: false });
+  ({ rest, redis } = await startStandInWithClient(token));
 });
-
-afterAll(async () => {
-  await rest.close();
-});
+afterAll(() => rest.close());
 
 /** A plain HTTP call, as a client without the SDK makes it. */
 async function call(path: string, init: RequestInit & { json?: unknown; auth?: boolean } = {}) {

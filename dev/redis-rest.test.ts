@@ -3,20 +3,17 @@ import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_REDIS_URL } from "../tests/setup/test-env";
 import { startRedisRest, type RedisRestServer } from "./redis-rest";
+import { startStandInWithClient, testRedisDb } from "./redis-rest.test-setup";
 
 const token = "redis-rest-test-token";
-const db = Number(process.env.TEST_REDIS_DB);
+const db = testRedisDb();
 let rest: RedisRestServer;
 let redis: Redis;
 
 beforeAll(async () => {
-  rest = await startRedisRest({ redisUrl: TEST_REDIS_URL, token, db });
-  redis = new Redis({ url: rest.url, token, enableTelemetry: false });
+  ({ rest, redis } = await startStandInWithClient(token));
 });
-
-afterAll(async () => {
-  await rest.close();
-});
+afterAll(() => rest.close());
 
 describe("the Upstash REST stand-in with @upstash/redis", () => {
   it("round-trips non-ASCII strings, numbers and objects", async () => {
