@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { verifyLogin } from "~/models/user.server";
 import { getDb } from "~/utils/db.server";
-import { runAdmin } from "./helpers/cli";
+import { CLI_TEST_TIMEOUT_MS, runAdmin } from "./helpers/cli";
 
-describe("npm run admin", () => {
+describe("npm run admin", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it("user:create prints the new user's id as JSON on the last line", async () => {
     const result = await runAdmin([
       "user:create",

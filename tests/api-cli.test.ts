@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { hashApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
 import { createTestUser } from "./factories";
-import { runAdmin } from "./helpers/cli";
+import { CLI_TEST_TIMEOUT_MS, runAdmin } from "./helpers/cli";
 
-describe("admin CLI: key:create and sheet:import", () => {
+describe("admin CLI: key:create and sheet:import", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it("creates a key and imports a sheet for a user, answering in JSON", async () => {
     const user = await createTestUser(getDb());
 

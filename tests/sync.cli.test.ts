@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { action } from "~/routes/api.cron.update-usage";
 import { getEnv } from "~/utils/env.server";
 import { quotaKey } from "~/utils/period";
-import { runAdmin } from "./helpers/cli";
+import { CLI_TEST_TIMEOUT_MS, runAdmin } from "./helpers/cli";
 import { signQstash } from "./helpers/qstash-sign";
 import { syncFixtures } from "./helpers/sync-fixtures";
 
@@ -16,7 +16,7 @@ async function valuesByUserAndPeriod() {
   return new Map(rows.map((row) => [`${row.userId}|${row.period}`, row.used]));
 }
 
-describe("npm run admin -- sync:run", () => {
+describe("npm run admin -- sync:run", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it("writes what the route writes and prints the run's summary as JSON", async () => {
     await fx.reset();
     const users = await fx.createUsers(1500);

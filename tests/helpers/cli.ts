@@ -3,6 +3,12 @@ import path from "node:path";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 
+/**
+ * For test files that run the admin CLI: each run starts tsx cold (2–5 s, several times that on a busy two-core
+ * machine), and a test runs up to five of them, far past the suite's 30 s default.
+ */
+export const CLI_TEST_TIMEOUT_MS = 120_000;
+
 export interface CliResult {
   status: number;
   stdout: string;
