@@ -1,18 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { Redis as IORedis } from "ioredis";
-import { freePort } from "../dev/ports";
-import { startRedisRestProcess } from "../dev/redis-rest-process";
-import { createScratchDatabase } from "../scripts/lib/scratch-db";
-import { createApiKey } from "~/models/api-keys.server";
-import { importSheet } from "~/models/csv-import.server";
-import { createPrismaClient } from "~/utils/db.server";
-import { loadRawEnv } from "~/utils/env.server";
-import { periodOf, quotaKey } from "~/utils/period";
+import { startApp, stopProcess, type AppServer } from "./lib/app-server";
+import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
 
 /**
  * `npm run bench:api`: what the quota check costs. The built app (`remix build` first) is served by remix-serve
@@ -42,56 +32,12 @@ const ROUNDS = Number(flags.rounds);
 const CONNECTIONS = Number(flags.connections);
 const ROWS = Number(flags.rows);
 const TARGET_RATIO = 0.8;
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-// Its own logical database: tests use 1–14 by worker id, e2e 15, the other benches 10 and 11, `npm run dev` 0.
+// Its own logical database: test files claim 1–9, e2e 15, the other benches 10, 11 and 13, `npm run dev` 0.
 const REDIS_DB = 12;
 // Far above what a run can use, so every call is served (a 429 would be a cheaper path and flatter the figure).
 const BENCH_LIMIT = 2_000_000_000;
 
 const log = (line: string) => console.error(line);
-
-interface AppServer {
-  url: string;
-  process: ChildProcess;
-  tail: string[];
-}
-
-async function startApp(env: Record<string, string>): Promise<AppServer> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  // remix-serve logs every request; the pipe must be drained or the server stalls. Only the tail is kept.
-  const tail: string[] = [];
-  const keep = (chunk: Buffer) => {
-    tail.push(String(chunk));
-    if (tail.length > 40) tail.shift();
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`remix-serve exited with ${child.exitCode}:\n${tail.join("")}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, process: child, tail };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  child.kill();
-  throw new Error(`remix-serve did not become healthy:\n${tail.join("")}`);
-}
-
-async function stopProcess(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await exited;
-}
 
 /** CPU seconds a process has used so far (user + system), from /proc; null where there is no /proc. */
 function cpuSeconds(pid: number | undefined): number | null {
@@ -152,44 +98,24 @@ function combine(rounds: Round[]) {
 
 async function main() {
   if (!fs.existsSync("build/index.js")) throw new Error("No build/index.js: run `npx remix build` first.");
-  const defaults = loadRawEnv();
-  const scratch = await createScratchDatabase(PG_ADMIN_URL, "sm_bench_api");
-  const flusher = new IORedis(REDIS_URL, { db: REDIS_DB });
   const apps: AppServer[] = [];
-  let rest: Awaited<ReturnType<typeof startRedisRestProcess>> | undefined;
-  const db = createPrismaClient(scratch.url);
+  let sheet: MeteredSheet | undefined;
   try {
-    await flusher.flushdb();
-    const token = `bench-${randomBytes(8).toString("hex")}`;
-    rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: REDIS_DB });
-
-    const user = await db.user.create({
-      data: { email: "bench-api@example.com", passwordHash: "unused", monthlyLimit: BENCH_LIMIT },
-      select: { id: true },
+    sheet = await createMeteredSheet({
+      dbPrefix: "sm_bench_api",
+      redisDb: REDIS_DB,
+      email: "bench-api@example.com",
+      monthlyLimit: BENCH_LIMIT,
+      rows: ROWS,
+      log,
     });
-    const { key } = await createApiKey(db, user.id, "bench");
-    const csv = ["id,name,city,score,active"];
-    const cities = ["Paris", "Berlin", "Oslo", "Rome", "Lisbon"];
-    for (let i = 0; i < ROWS; i++)
-      csv.push(`${i},Person ${i},${cities[i % cities.length]},${(i * 37) % 1000},${i % 2 === 0}`);
-    const { sheetId } = await importSheet(db, { userId: user.id, name: "bench", bytes: Buffer.from(csv.join("\n")) });
-    log(`Seeded a sheet of ${ROWS} rows in ${scratch.name}; Redis db ${REDIS_DB} behind ${rest.url}.`);
-
-    const common = {
-      DATABASE_URL: scratch.url,
-      UPSTASH_REDIS_REST_URL: rest.url,
-      UPSTASH_REDIS_REST_TOKEN: token,
-      QSTASH_URL: defaults.QSTASH_URL ?? "http://127.0.0.1:8080",
-      SESSION_SECRET: randomBytes(32).toString("base64url"),
-      SHEETMETER_BENCH_UNMETERED: "1",
-    };
+    const { rest, key, sheetId, counted } = sheet;
+    const common = { ...sheet.appEnv, SHEETMETER_BENCH_UNMETERED: "1" };
     const metered = await startApp({ ...common, NODE_ENV: "production", APP_URL: "http://127.0.0.1" });
     apps.push(metered);
     const unmetered = await startApp({ ...common, NODE_ENV: "test", APP_URL: "http://127.0.0.1" });
     apps.push(unmetered);
     const route = `/api/v1/sheets/${sheetId}${flags.query ? `?${flags.query}` : ""}`;
-    const counter = quotaKey(user.id, periodOf(new Date()));
-    const counted = async () => Number((await flusher.get(counter)) ?? 0);
 
     log(`Warming up both servers (2 s each), ${CONNECTIONS} connections…`);
     await hammer(metered.url + route, key, 2);
@@ -273,11 +199,7 @@ async function main() {
     );
   } finally {
     for (const app of apps) await stopProcess(app.process);
-    if (rest) await rest.stop();
-    await db.$disconnect();
-    await flusher.flushdb().catch(() => undefined);
-    flusher.disconnect();
-    await scratch.drop();
+    await sheet?.close();
   }
 }
 
