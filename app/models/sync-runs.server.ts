@@ -181,7 +181,7 @@ function describe(error: unknown): string {
 }
 
 export interface ChunkEnding {
-  /** Where the next chunk starts; "0" once the whole keyspace has been covered. */
+  /** Where the chunk stopped; "0" once the whole keyspace has been covered (it decides the status only). */
   cursor: string;
   error?: unknown;
 }
@@ -196,8 +196,12 @@ export interface RecordedChunk extends SyncRunTotals {
 
 /**
  * Ends the worker's chunk and gives the lease back: the run succeeded, waits for the continuation of the next step,
- * or failed at the cursor after its last committed page (a retry of the same delivery resumes there). Only the
- * lease holder can do this, so of two workers on one step only one can hand the run on — the chain cannot fork.
+ * or failed at the cursor after its last recorded page (a retry of the same delivery resumes there). Only the lease
+ * holder can do this, so of two workers on one step only one can hand the run on — the chain cannot fork.
+ *
+ * The cursor and totals stay as the last recorded page left them: they move together, in one statement, and a
+ * progress write whose reply was lost may still have committed, so the chunk's own cursor can lag behind the row's;
+ * writing it back would make the retry count that page again.
  */
 export async function finishSyncChunk(
   db: Db,
@@ -207,16 +211,16 @@ export async function finishSyncChunk(
 ): Promise<RecordedChunk> {
   const status: ChunkStatus = ending.error !== undefined ? "failed" : ending.cursor === "0" ? "succeeded" : "continued";
   const error = ending.error !== undefined ? describe(ending.error) : undefined;
-  let rows: (SyncRunTotals & { step: number })[];
+  let rows: (SyncRunTotals & { step: number; cursor: string })[];
   try {
     rows = await db.$queryRaw`
       UPDATE "SyncRun"
-      SET "status" = ${status}, "cursor" = ${ending.cursor}, "chunks" = "chunks" + 1,
+      SET "status" = ${status}, "chunks" = "chunks" + 1,
           "step" = "step" + ${status === "continued" ? 1 : 0}, "error" = ${error ?? null},
           "finishedAt" = ${status === "continued" ? null : Prisma.sql`(now() AT TIME ZONE 'UTC')`},
           "leaseOwner" = NULL, "leaseExpiresAt" = NULL
       WHERE "id" = ${lease.runId} AND "leaseOwner" = ${lease.owner}
-      RETURNING "step", "chunks", "users", "batches", "skipped"`;
+      RETURNING "cursor", "step", "chunks", "users", "batches", "skipped"`;
   } catch (recordError) {
     // Postgres is down: the run stays "running" at the cursor of its last recorded page, under a lease that
     // lapses, after which the caller's retry resumes from there (a few batches are written twice, harmlessly).
@@ -224,8 +228,8 @@ export async function finishSyncChunk(
     return { status, cursor: ending.cursor, step: lease.step, ...totalsIfUnrecorded, ...(error ? { error } : {}) };
   }
   if (rows.length === 0) throw new SyncLeaseLostError(lease.runId);
-  const [{ step, ...totals }] = rows;
-  return { status, cursor: ending.cursor, step, ...totals, ...(error ? { error } : {}) };
+  const [{ cursor, step, ...totals }] = rows;
+  return { status, cursor, step, ...totals, ...(error ? { error } : {}) };
 }
 
 /**
