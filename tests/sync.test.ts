@@ -248,9 +248,10 @@ describe("syncUsageSnapshots: chunks and failures", () => {
     let result = await syncUsageSnapshots({ redis: redis(), db }, { now, budgetMs: 0, scanCount: 200, batchSize: 300 });
     const cursors = [result.cursor];
     while (result.status === "continued") {
+      expect(result.next).toEqual({ runId: result.runId, step: result.step });
       result = await syncUsageSnapshots(
         { redis: redis(), db },
-        { runId: result.runId, cursor: result.cursor, budgetMs: 0, scanCount: 200, batchSize: 300 },
+        { continuation: result.next, budgetMs: 0, scanCount: 200, batchSize: 300 },
       );
       cursors.push(result.cursor);
     }
@@ -268,18 +269,22 @@ describe("syncUsageSnapshots: chunks and failures", () => {
     });
   });
 
-  it("a stale continuation (its cursor already done) does nothing", async () => {
+  it("a stale continuation (its step already done) does nothing", async () => {
     const users = await fx.createUsers(500);
     await fx.setCounts("2026-11", new Map(users.map((id) => [id, 1])));
     const first = await syncUsageSnapshots({ redis: redis(), db }, { now, budgetMs: 0, scanCount: 100 });
-    expect(first.status).toBe("continued");
+    expect(first).toMatchObject({ status: "continued", step: 1, next: { runId: first.runId, step: 1 } });
     const second = await syncUsageSnapshots(
       { redis: redis(), db },
-      { runId: first.runId, cursor: first.cursor, budgetMs: 0, scanCount: 100 },
+      { continuation: first.next, budgetMs: 0, scanCount: 100 },
     );
+    expect(second).toMatchObject({ status: "continued", step: 2, next: { step: 2 } });
     expect(second.duplicate).toBeUndefined();
-    const replay = await syncUsageSnapshots({ redis: redis(), db }, { runId: first.runId, cursor: first.cursor });
-    expect(replay).toMatchObject({ duplicate: true, chunks: second.chunks, users: second.users });
+    const replay = await syncUsageSnapshots({ redis: redis(), db }, { continuation: first.next });
+    // The run still waits for step 2, so the replay of step 1 names it again: the route republishes it under the
+    // same deduplication id, in case the first publication was lost. Nothing was synced.
+    expect(replay).toMatchObject({ duplicate: true, step: 2, chunks: second.chunks, users: second.users });
+    expect(replay.next).toEqual({ runId: first.runId, step: 2 });
   });
 
   // Pages smaller than a batch (several pages per statement), and pages larger than one (a page in several parts,

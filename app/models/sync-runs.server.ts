@@ -1,17 +1,39 @@
+import { randomUUID } from "node:crypto";
+import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
 import { hourBucket } from "~/utils/period";
 
 /**
- * The `SyncRun` ledger: which delivery holds a run, where the run resumes, and how each of its chunks ended. The
- * sync itself lives in usage-sync.server; this module only reads and writes the rows that record it.
+ * The `SyncRun` ledger: which worker holds a run (its lease), which step of the run a delivery may work on, where
+ * the run resumes, and the totals of its committed pages. The sync itself lives in usage-sync.server; this module
+ * only reads and writes the rows that record it.
+ *
+ * Every write that decides something is one conditional statement, so Postgres arbitrates between concurrent
+ * workers: a claim succeeds only at the delivery's own step and only on a free or lapsed lease; progress and the end
+ * of a chunk are written only while the worker still holds its lease. Lease times come from Postgres's clock, the
+ * one clock all workers share.
  */
 
 /** How a chunk of a run ended: the whole keyspace covered, handed over to a continuation, or stopped by a failure. */
 export type ChunkStatus = "succeeded" | "continued" | "failed";
 
+/**
+ * How long a worker holds a run without showing progress. It is renewed with every committed page (a page takes
+ * well under a second), so it only runs out when a worker died or stalled; then another delivery may take over.
+ * Long enough for a slow batch under load, short enough that a cut-off chunk resumes within a QStash retry or two.
+ */
+export const DEFAULT_LEASE_MS = 30_000;
+
 export class SyncRunNotFoundError extends Error {
   constructor(runId: string) {
     super(`Sync run ${runId} does not exist.`);
+  }
+}
+
+/** The worker's lease was taken over: what it still had to write belongs to the new owner. */
+export class SyncLeaseLostError extends Error {
+  constructor(runId: string) {
+    super(`Sync run ${runId} was taken over by another worker.`);
   }
 }
 
@@ -27,79 +49,129 @@ export interface SyncRunState extends SyncRunTotals {
   hour: Date;
   status: string;
   cursor: string | null;
+  step: number;
 }
 
-const runSelect = {
-  id: true,
-  hour: true,
-  status: true,
-  cursor: true,
-  chunks: true,
-  users: true,
-  batches: true,
-  skipped: true,
-} as const;
+/** What a continuation names: the run, and which of its steps the message is for. */
+export interface SyncStep {
+  runId: string;
+  step: number;
+}
 
 export interface ClaimRequest {
   /** When the run starts; fixes its hour bucket. Ignored when resuming a run, which keeps its own hour. */
   now?: Date;
-  /** Resume this run (a continuation). */
-  runId?: string;
-  /** The cursor a continuation message carries: proves it is the continuation the run is waiting for. */
-  cursor?: string;
-  /** Upstash-Message-Id of the delivery; a redelivery of the same id resumes (or acknowledges) the same run. */
+  /** Work on this step of this run (a continuation). Without it the delivery starts a run, at step 0. */
+  continuation?: SyncStep;
+  /** Upstash-Message-Id of the delivery; a redelivery of the same scheduled message works on the same run. */
   messageId?: string | null;
+  /** How long the lease lasts without progress (DEFAULT_LEASE_MS). */
+  leaseMs?: number;
+}
+
+/** The right to work on one step of one run, until it lapses or is handed back. */
+export interface SyncLease {
+  runId: string;
+  step: number;
+  owner: string;
+  leaseMs: number;
+}
+
+export type SyncClaim =
+  | { kind: "claimed"; run: SyncRunState; lease: SyncLease }
+  /** The run has moved past the delivery's step, or finished: nothing to do. */
+  | { kind: "duplicate"; run: SyncRunState; step: number }
+  /** Another worker holds a live lease on this step: the delivery should come back later. */
+  | { kind: "busy"; run: SyncRunState; retryAfterMs: number };
+
+type RunKey = { id: string } | { messageId: string };
+
+const runColumns = Prisma.sql`"id", "hour", "status", "cursor", "step", "chunks", "users", "batches", "skipped"`;
+const whereKey = (key: RunKey) =>
+  "id" in key ? Prisma.sql`"id" = ${key.id}` : Prisma.sql`"messageId" = ${key.messageId}`;
+const leaseUntil = (leaseMs: number) => Prisma.sql`(now() AT TIME ZONE 'UTC') + ${leaseMs} * interval '1 millisecond'`;
+
+/**
+ * Takes `step` of the run for a new owner if no live lease holds it. A "running" run is among those that can be
+ * taken: a worker that was cut off leaves its run running under a lease that lapses, and only a live lease refuses.
+ */
+async function takeStep(db: Db, key: RunKey, step: number, lease: Omit<SyncLease, "runId">) {
+  const rows = await db.$queryRaw<SyncRunState[]>`
+    UPDATE "SyncRun"
+    SET "status" = 'running', "error" = NULL, "finishedAt" = NULL,
+        "leaseOwner" = ${lease.owner}, "leaseExpiresAt" = ${leaseUntil(lease.leaseMs)}
+    WHERE ${whereKey(key)} AND "step" = ${step} AND "status" IN ('running', 'continued', 'failed')
+      AND ("leaseOwner" IS NULL OR "leaseExpiresAt" <= (now() AT TIME ZONE 'UTC'))
+    RETURNING ${runColumns}`;
+  return rows[0];
+}
+
+async function readRun(db: Db, key: RunKey) {
+  const rows = await db.$queryRaw<(SyncRunState & { leaseLeftMs: number | null })[]>`
+    SELECT ${runColumns},
+      CASE WHEN "leaseOwner" IS NULL THEN NULL
+        ELSE GREATEST(0, EXTRACT(EPOCH FROM "leaseExpiresAt" - (now() AT TIME ZONE 'UTC')) * 1000)::float8
+      END AS "leaseLeftMs"
+    FROM "SyncRun" WHERE ${whereKey(key)}`;
+  return rows[0];
 }
 
 /**
- * Takes a run for this delivery with one conditional UPDATE, so of two concurrent deliveries of the same
- * continuation only one proceeds (no forked chains of continuations).
- *
- * - A continuation may take a run that is waiting for exactly its cursor ("continued"), or one whose last chunk
- *   failed or was cut off ("failed"/"running") — then it resumes from the run's saved cursor, not its own.
- * - A redelivered scheduled message may take its run back only when that run failed or was cut off; once the run
- *   has handed over to a continuation or finished, the redelivery is acknowledged and nothing is done.
- * A "running" run is taken over because QStash only redelivers when the earlier attempt gave no answer: it either
- * died (a serverless time-out) or is about to end; repeating its batches is harmless, skipping them is not.
+ * Decides what this delivery may do with its run: work on it under a fresh lease, leave it (the run moved past
+ * its step), or come back later (another worker is on that step now). A scheduled message is step 0 of the run it
+ * started; a redelivery of it finds that run by its message id.
  */
-async function takeRun(db: Db, runId: string, continuationCursor: string | undefined): Promise<boolean> {
-  const resumable = [{ status: { in: ["running", "failed"] } }];
-  const waitingForThis = continuationCursor !== undefined ? [{ status: "continued", cursor: continuationCursor }] : [];
-  const { count } = await db.syncRun.updateMany({
-    where: { id: runId, OR: [...resumable, ...waitingForThis] },
-    data: { status: "running", error: null, finishedAt: null },
-  });
-  return count === 1;
+export async function claimSyncRun(db: Db, request: ClaimRequest): Promise<SyncClaim> {
+  const hour = hourBucket(request.now ?? new Date());
+  let key: RunKey;
+  let step = 0;
+  if (request.continuation) {
+    key = { id: request.continuation.runId };
+    step = request.continuation.step;
+  } else if (request.messageId) {
+    // Two concurrent first deliveries of one message both get here; the unique message id keeps one row.
+    await db.syncRun.createMany({ data: [{ messageId: request.messageId, hour, cursor: "0" }], skipDuplicates: true });
+    key = { messageId: request.messageId };
+  } else {
+    key = await db.syncRun.create({ data: { hour, cursor: "0" }, select: { id: true } });
+  }
+
+  const lease = { step, owner: randomUUID(), leaseMs: request.leaseMs ?? DEFAULT_LEASE_MS };
+  const taken = await takeStep(db, key, step, lease);
+  if (taken) return { kind: "claimed", run: taken, lease: { ...lease, runId: taken.id } };
+
+  const found = await readRun(db, key);
+  if (!found) throw new SyncRunNotFoundError("id" in key ? key.id : `of message ${key.messageId}`);
+  const { leaseLeftMs, ...run } = found;
+  if (run.step > step || run.status === "succeeded") return { kind: "duplicate", run, step };
+  // At this step under a live lease, or (a lease that lapsed a moment ago, a step not reached yet) soon workable.
+  return { kind: "busy", run, retryAfterMs: leaseLeftMs ?? 0 };
+}
+
+export async function findSyncRun(db: Db, runId: string): Promise<SyncRunState | null> {
+  return (await readRun(db, { id: runId })) ?? null;
+}
+
+export interface PageProgress {
+  /** Where the run resumes once this page (and every one before it) committed. */
+  cursor: string;
+  users: number;
+  batches: number;
+  skipped: number;
 }
 
 /**
- * The run this delivery works on — resumed, taken back or newly started — or the run it duplicates, which the
- * caller must leave alone.
+ * Records that a page committed, and renews the lease. The totals are added in the statement, never computed from
+ * a value read earlier, so a worker that was taken over cannot write back stale totals — and it cannot write at
+ * all: its lease owner no longer matches, and it learns so here (SyncLeaseLostError) and stops.
  */
-export async function claimSyncRun(db: Db, request: ClaimRequest): Promise<{ run: SyncRunState; duplicate: boolean }> {
-  if (request.runId) {
-    const run = await db.syncRun.findUnique({ where: { id: request.runId }, select: runSelect });
-    if (!run) throw new SyncRunNotFoundError(request.runId);
-    const claimed = await takeRun(db, run.id, request.cursor ?? run.cursor ?? "0");
-    return { run, duplicate: !claimed };
-  }
-  if (request.messageId) {
-    const run = await db.syncRun.findFirst({
-      where: { messageId: request.messageId },
-      orderBy: { startedAt: "desc" },
-      select: runSelect,
-    });
-    if (run) return { run, duplicate: !(await takeRun(db, run.id, undefined)) };
-  }
-  const run = await db.syncRun.create({
-    data: { messageId: request.messageId ?? null, hour: hourBucket(request.now ?? new Date()), cursor: "0" },
-    select: runSelect,
-  });
-  return { run, duplicate: false };
-}
-
-export function findSyncRun(db: Db, runId: string): Promise<SyncRunState | null> {
-  return db.syncRun.findUnique({ where: { id: runId }, select: runSelect });
+export async function recordPageProgress(db: Db, lease: SyncLease, page: PageProgress): Promise<void> {
+  const updated = await db.$executeRaw`
+    UPDATE "SyncRun"
+    SET "cursor" = ${page.cursor}, "users" = "users" + ${page.users}, "batches" = "batches" + ${page.batches},
+        "skipped" = "skipped" + ${page.skipped}, "leaseExpiresAt" = ${leaseUntil(lease.leaseMs)}
+    WHERE "id" = ${lease.runId} AND "leaseOwner" = ${lease.owner}`;
+  if (updated !== 1) throw new SyncLeaseLostError(lease.runId);
 }
 
 function describe(error: unknown): string {
@@ -108,58 +180,66 @@ function describe(error: unknown): string {
   return message.trim().split("\n").slice(-1)[0].slice(0, 1000);
 }
 
-export interface ChunkOutcome {
-  /** Where the next chunk starts; "0" once the whole keyspace has been covered. */
+export interface ChunkEnding {
+  /** Where the chunk stopped; "0" once the whole keyspace has been covered (it decides the status only). */
   cursor: string;
-  users: number;
-  batches: number;
-  skipped: number;
   error?: unknown;
 }
 
 export interface RecordedChunk extends SyncRunTotals {
   status: ChunkStatus;
   cursor: string;
+  /** The step the run is on now: one more than the chunk's when it handed over to a continuation. */
+  step: number;
   error?: string;
 }
 
 /**
- * Adds a chunk's outcome to its run. A failed chunk keeps the cursor after the last committed batch, so a retry of
- * the same delivery (same message id, or the same continuation) resumes from there.
+ * Ends the worker's chunk and gives the lease back: the run succeeded, waits for the continuation of the next step,
+ * or failed at the cursor after its last recorded page (a retry of the same delivery resumes there). Only the lease
+ * holder can do this, so of two workers on one step only one can hand the run on — the chain cannot fork.
+ *
+ * The cursor and totals stay as the last recorded page left them: they move together, in one statement, and a
+ * progress write whose reply was lost may still have committed, so the chunk's own cursor can lag behind the row's;
+ * writing it back would make the retry count that page again.
  */
-export async function recordSyncChunk(db: Db, run: SyncRunState, outcome: ChunkOutcome): Promise<RecordedChunk> {
-  const status: ChunkStatus =
-    outcome.error !== undefined ? "failed" : outcome.cursor === "0" ? "succeeded" : "continued";
-  const error = outcome.error !== undefined ? describe(outcome.error) : undefined;
-  const totals = {
-    users: run.users + outcome.users,
-    batches: run.batches + outcome.batches,
-    skipped: run.skipped + outcome.skipped,
-    chunks: run.chunks + 1,
-  };
-  const data = {
-    status,
-    cursor: outcome.cursor,
-    ...totals,
-    error: error ?? null,
-    finishedAt: status === "continued" ? null : new Date(),
-  };
+export async function finishSyncChunk(
+  db: Db,
+  lease: SyncLease,
+  ending: ChunkEnding,
+  totalsIfUnrecorded: SyncRunTotals,
+): Promise<RecordedChunk> {
+  const status: ChunkStatus = ending.error !== undefined ? "failed" : ending.cursor === "0" ? "succeeded" : "continued";
+  const error = ending.error !== undefined ? describe(ending.error) : undefined;
+  let rows: (SyncRunTotals & { step: number; cursor: string })[];
   try {
-    await db.syncRun.update({ where: { id: run.id }, data, select: { id: true } });
+    rows = await db.$queryRaw`
+      UPDATE "SyncRun"
+      SET "status" = ${status}, "chunks" = "chunks" + 1,
+          "step" = "step" + ${status === "continued" ? 1 : 0}, "error" = ${error ?? null},
+          "finishedAt" = ${status === "continued" ? null : Prisma.sql`(now() AT TIME ZONE 'UTC')`},
+          "leaseOwner" = NULL, "leaseExpiresAt" = NULL
+      WHERE "id" = ${lease.runId} AND "leaseOwner" = ${lease.owner}
+      RETURNING "cursor", "step", "chunks", "users", "batches", "skipped"`;
   } catch (recordError) {
-    // Postgres is down: the run stays "running" at its previous cursor, and the caller's retry resumes from
-    // there (a few batches are written twice, which the upsert makes harmless).
+    // Postgres is down: the run stays "running" at the cursor of its last recorded page, under a lease that
+    // lapses, after which the caller's retry resumes from there (a few batches are written twice, harmlessly).
     if (status !== "failed") throw recordError;
+    return { status, cursor: ending.cursor, step: lease.step, ...totalsIfUnrecorded, ...(error ? { error } : {}) };
   }
-  return { status, cursor: outcome.cursor, ...totals, ...(error ? { error } : {}) };
+  if (rows.length === 0) throw new SyncLeaseLostError(lease.runId);
+  const [{ cursor, step, ...totals }] = rows;
+  return { status, cursor, step, ...totals, ...(error ? { error } : {}) };
 }
 
-/** Marks a run failed after the fact: the caller could not publish its continuation. */
-export async function markSyncRunFailed(db: Db, runId: string, error: string): Promise<void> {
-  await db.syncRun.update({
-    where: { id: runId },
-    data: { status: "failed", error: error.slice(0, 1000), finishedAt: new Date() },
-    select: { id: true },
+/**
+ * Notes on a run waiting for its continuation that the continuation could not be published; the run stays
+ * "continued", so QStash's retry of the delivery that ran the chunk publishes it again (see syncUsageSnapshots).
+ */
+export async function noteUnpublishedContinuation(db: Db, next: SyncStep, reason: string): Promise<void> {
+  await db.syncRun.updateMany({
+    where: { id: next.runId, step: next.step, status: "continued" },
+    data: { error: reason.slice(0, 1000) },
   });
 }
 

@@ -2,13 +2,16 @@ import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { HOUR_MS, isPeriod, parseQuotaKey, periodEnd, periodOf, QUOTA_KEY_PATTERN } from "~/utils/period";
 import {
-  type ChunkOutcome,
   type ChunkStatus,
   type ClaimRequest,
   claimSyncRun,
   findSyncRun,
-  recordSyncChunk,
+  finishSyncChunk,
+  type PageProgress,
+  recordPageProgress,
+  SyncLeaseLostError,
   type SyncRunState,
+  type SyncStep,
 } from "./sync-runs.server";
 import { isWritableUserId, SnapshotBatch, snapshotHourText, upsertSnapshotBatch } from "./usage-snapshot-writer.server";
 
@@ -21,7 +24,8 @@ import { isWritableUserId, SnapshotBatch, snapshotHourText, upsertSnapshotBatch 
  * tests and the benchmark all call `syncUsageSnapshots` with their own clients.
  *
  * Running a chunk twice, or two runs in one hour, writes the same rows and never lowers one: a snapshot's key is
- * (user, hour) and the batch writer keeps the greater value.
+ * (user, hour) and the batch writer keeps the greater value. A run's totals stay exact because only the worker
+ * holding the run's lease records progress (see sync-runs.server).
  */
 
 export interface SyncOptions extends ClaimRequest {
@@ -35,9 +39,12 @@ export interface SyncOptions extends ClaimRequest {
 
 export interface SyncResult {
   runId: string;
-  status: ChunkStatus;
+  /** The run's status; "running" only when another worker holds it (`busy`) or took it over (`superseded`). */
+  status: ChunkStatus | "running";
   /** Where the next chunk starts; "0" once the whole keyspace has been covered. */
   cursor: string;
+  /** The step the run is on. */
+  step: number;
   /** Totals of the whole run so far (all chunks). */
   users: number;
   batches: number;
@@ -46,10 +53,16 @@ export interface SyncResult {
   /** The failure, when status is "failed". */
   error?: string;
   /**
-   * True when this delivery had already been handled (a redelivered message or a stale continuation): nothing was
-   * done and the caller must not publish another continuation.
+   * The continuation to publish: this chunk handed the run on, or this delivery is a repeat of the one that did and
+   * the run still waits for that continuation (its publication failed, or its worker died right after the hand-over).
    */
-  duplicate?: boolean;
+  next?: SyncStep;
+  /** The run had already moved past this delivery's step (a redelivered message, a stale continuation): nothing done. */
+  duplicate?: true;
+  /** Another worker holds this step under a live lease: nothing done; deliver again in `retryAfterMs`. */
+  busy?: { retryAfterMs: number };
+  /** This worker's lease lapsed and another worker took the run over; this one stopped without recording more. */
+  superseded?: true;
 }
 
 // Keys per SCAN page, and so per MGET. Each page is one round trip through the REST API for SCAN and one for MGET,
@@ -67,6 +80,15 @@ export const DEFAULT_BATCH_SIZE = 2000;
 const MAX_UPSERTS_IN_FLIGHT = 2;
 // Postgres `integer`; a larger (corrupt) counter would fail the whole batch, so it is skipped instead.
 const MAX_INT4 = 2_147_483_647;
+
+interface ChunkOutcome {
+  /** Where the next chunk starts: after the last page recorded as committed. */
+  cursor: string;
+  users: number;
+  batches: number;
+  skipped: number;
+  error?: unknown;
+}
 
 interface Page {
   keys: string[];
@@ -104,12 +126,15 @@ async function readPage(redis: Redis, cursor: string, count: number): Promise<Pa
  * their own pooled connections, so Redis and Postgres (on both cores) work at the same time; at most two pages and
  * that many batches are held, whatever the number of users. Only the committed prefix of batches counts, and the
  * cursor only moves past a page once every row of it committed, so a failure resumes exactly after that page.
+ * Each such page is handed to `pageCommitted` (which records it and renews the lease) before it counts; if that
+ * throws — the lease was taken over, Postgres failed — the chunk stops there.
  */
 async function syncChunk(
   deps: { redis: Redis; db: Db },
   run: { hour: Date },
   startCursor: string,
   settings: { budgetMs: number; scanCount: number; batchSize: number },
+  pageCommitted: (page: PageProgress) => Promise<void>,
 ): Promise<ChunkOutcome> {
   const { redis, db } = deps;
   const started = performance.now();
@@ -134,11 +159,13 @@ async function syncChunk(
       sincePage.skipped += batch.skipped + (batch.size - written);
       if (batch.size > 0) sincePage.batches += 1;
       if (batch.closesPage) {
-        outcome.cursor = batch.endCursor;
-        outcome.users += sincePage.users;
-        outcome.skipped += sincePage.skipped;
-        outcome.batches += sincePage.batches;
+        const page = { cursor: batch.endCursor, ...sincePage };
         Object.assign(sincePage, { users: 0, batches: 0, skipped: 0 });
+        await pageCommitted(page);
+        outcome.cursor = page.cursor;
+        outcome.users += page.users;
+        outcome.skipped += page.skipped;
+        outcome.batches += page.batches;
       }
     } catch (error) {
       failure ??= { error };
@@ -213,11 +240,13 @@ async function syncChunk(
 }
 
 function resultOf(run: SyncRunState): SyncResult {
-  const status = run.status === "succeeded" || run.status === "failed" ? run.status : "continued";
+  const status =
+    run.status === "succeeded" || run.status === "failed" || run.status === "running" ? run.status : "continued";
   return {
     runId: run.id,
     status,
     cursor: run.cursor ?? "0",
+    step: run.step,
     users: run.users,
     batches: run.batches,
     skipped: run.skipped,
@@ -226,27 +255,51 @@ function resultOf(run: SyncRunState): SyncResult {
 }
 
 /**
- * Runs one chunk of the sync (the whole sync when no budget is given) and records it in `SyncRun`.
+ * Runs one chunk of the sync (the whole sync when no budget is given) under a lease on the run, and records it in
+ * `SyncRun`.
  *
- * Returns "continued" with the cursor to resume from when the budget ran out: the caller publishes a continuation
- * with `{ runId, cursor }`. Returns "failed" when Redis or Postgres failed; a retry of the same delivery resumes
- * after the last committed batch.
+ * Returns "continued" with `next` when the budget ran out: the caller publishes that continuation. Returns "failed"
+ * when Redis or Postgres failed; a retry of the same delivery resumes after the last committed page. Returns
+ * `busy`, `duplicate` or `superseded` when this delivery did no (further) work; see SyncResult.
  */
 export async function syncUsageSnapshots(
   deps: { redis: Redis; db: Db },
   options: SyncOptions = {},
 ): Promise<SyncResult> {
   const { db } = deps;
-  const { run, duplicate } = await claimSyncRun(db, options);
-  if (duplicate) {
-    const current = await findSyncRun(db, run.id);
-    return { ...resultOf(current ?? run), duplicate: true };
+  const claim = await claimSyncRun(db, options);
+  if (claim.kind === "busy") return { ...resultOf(claim.run), busy: { retryAfterMs: claim.retryAfterMs } };
+  if (claim.kind === "duplicate") {
+    const { run, step } = claim;
+    const waitsForOurs = run.status === "continued" && run.step === step + 1;
+    return { ...resultOf(run), duplicate: true, ...(waitsForOurs ? { next: { runId: run.id, step: run.step } } : {}) };
   }
 
-  const outcome = await syncChunk(deps, run, run.cursor ?? "0", {
-    budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
-    scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
-    batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
-  });
-  return { runId: run.id, ...(await recordSyncChunk(db, run, outcome)) };
+  const { run, lease } = claim;
+  const outcome = await syncChunk(
+    deps,
+    run,
+    run.cursor ?? "0",
+    {
+      budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
+      scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
+      batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+    },
+    (page) => recordPageProgress(db, lease, page),
+  );
+  try {
+    if (outcome.error instanceof SyncLeaseLostError) throw outcome.error;
+    const recorded = await finishSyncChunk(db, lease, outcome, {
+      users: run.users + outcome.users,
+      batches: run.batches + outcome.batches,
+      skipped: run.skipped + outcome.skipped,
+      chunks: run.chunks + 1,
+    });
+    const next = recorded.status === "continued" ? { runId: run.id, step: recorded.step } : undefined;
+    return { runId: run.id, ...recorded, ...(next ? { next } : {}) };
+  } catch (error) {
+    if (!(error instanceof SyncLeaseLostError)) throw error;
+    const current = await findSyncRun(db, run.id);
+    return { ...resultOf(current ?? run), superseded: true };
+  }
 }

@@ -1,7 +1,7 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
-import { markSyncRunFailed, SyncRunNotFoundError } from "~/models/sync-runs.server";
+import { noteUnpublishedContinuation, SyncRunNotFoundError } from "~/models/sync-runs.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
@@ -10,13 +10,13 @@ import { getQstash, verifyQstashSignature } from "~/utils/qstash.server";
 import { getSyncRedis } from "~/utils/redis.server";
 
 const deliverySchema = z.union([
-  z.object({ runId: z.string().min(1), cursor: z.string().regex(/^\d+$/) }).strict(),
+  z.object({ runId: z.string().min(1), step: z.number().int().min(1) }).strict(),
   z.object({}).strict(),
 ]);
 
 /**
  * `POST /api/cron/update-usage` — called by QStash every hour (body `{}`) and by the sync's own continuations
- * (body `{ runId, cursor }`). Only QStash can call it: the signature covers the URL and the exact body. See
+ * (body `{ runId, step }`). Only QStash can call it: the signature covers the URL and the exact body. See
  * docs/sync.md.
  */
 export async function action({ request }: ActionFunctionArgs) {
@@ -49,17 +49,18 @@ export async function action({ request }: ActionFunctionArgs) {
       status: 400,
       type: "invalid-body",
       title: "Invalid body",
-      detail: 'Send {} for a scheduled run or {"runId","cursor"} for a continuation.',
+      detail: 'Send {} for a scheduled run or {"runId","step"} for a continuation.',
     });
   }
 
   const db = getDb();
-  const continuation = "runId" in delivery ? delivery : undefined;
+  const continuation =
+    "runId" in delivery && "step" in delivery ? { runId: delivery.runId, step: delivery.step } : undefined;
   let result;
   try {
     result = await syncUsageSnapshots(
       { redis: getSyncRedis(), db },
-      { budgetMs: env.SYNC_TIME_BUDGET_MS, messageId, runId: continuation?.runId, cursor: continuation?.cursor },
+      { budgetMs: env.SYNC_TIME_BUDGET_MS, messageId, continuation },
     );
   } catch (error) {
     if (error instanceof SyncRunNotFoundError) {
@@ -70,18 +71,40 @@ export async function action({ request }: ActionFunctionArgs) {
   }
 
   console.info(JSON.stringify({ event: "sync.chunk", messageId, ...result }));
-  if (result.status === "failed") {
-    // 5xx makes QStash retry this message; the retry resumes the run after its last committed batch.
+  if (result.busy) {
+    // Another worker is on this step right now. Any non-2xx makes QStash deliver again, and it honours
+    // Retry-After; by then the step is done (→ 200 duplicate) or its worker is gone and the lease lapsed.
+    const seconds = Math.max(1, Math.ceil(result.busy.retryAfterMs / 1000));
+    return problem(
+      {
+        status: 409,
+        type: "sync-run-busy",
+        title: "Sync run busy",
+        detail: `Another delivery is working on step ${result.step} of run ${result.runId}; retry in ${seconds} s.`,
+      },
+      { "Retry-After": String(seconds) },
+    );
+  }
+  if (result.status === "failed" && !result.duplicate && !result.superseded) {
+    // 5xx makes QStash retry this message; the retry resumes the run after its last committed page.
     return unavailable(`The sync failed and will be retried from where it stopped: ${result.error ?? "unknown error"}`);
   }
-  if (result.status === "continued" && !result.duplicate) {
+  if (result.next) {
+    const next = result.next;
     try {
-      await getQstash().publishJSON({ url, body: { runId: result.runId, cursor: result.cursor }, retries: 3 });
+      // The deduplication id names the step, so publishing it again (a retry of this delivery, below) cannot
+      // queue a second message for the same step while QStash remembers the first.
+      await getQstash().publishJSON({
+        url,
+        body: next,
+        retries: 3,
+        deduplicationId: `run-${next.runId}-step-${next.step}`,
+      });
     } catch (error) {
-      // Without its continuation the run would wait forever: mark it failed so QStash's retry of this very
-      // message takes the run back and carries on from the saved cursor.
+      // The run stays "continued" at the next step: QStash's retry of this message finds it so (a duplicate of
+      // the step it ran) and publishes the continuation again.
       const reason = `could not publish the continuation: ${(error as Error).message.split("\n")[0]}`;
-      await markSyncRunFailed(db, result.runId, reason).catch(() => {});
+      await noteUnpublishedContinuation(db, next, reason).catch(() => {});
       return unavailable(`The sync ${reason}; QStash will retry.`);
     }
   }

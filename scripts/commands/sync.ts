@@ -14,13 +14,13 @@ export const syncCommands: Record<string, AdminCommand> = {
       const budgetMs = optionalInt(flags, "budget-ms");
       const started = performance.now();
       let result = await syncUsageSnapshots(deps, { budgetMs });
-      while (result.status === "continued") {
-        result = await syncUsageSnapshots(deps, { budgetMs, runId: result.runId, cursor: result.cursor });
+      while (result.status === "continued" && result.next) {
+        result = await syncUsageSnapshots(deps, { budgetMs, continuation: result.next });
       }
       if (result.status === "failed") {
         throw new Error(`run ${result.runId} failed after ${result.users} users: ${result.error ?? "unknown error"}`);
       }
-      const { duplicate: _duplicate, ...summary } = result;
+      const { duplicate: _duplicate, next: _next, ...summary } = result;
       return { ...summary, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
     },
   },
