@@ -10,6 +10,16 @@ export function GeneralErrorBoundary() {
       </ErrorPanel>
     );
   }
+  if (isRouteErrorResponse(error) && error.status === 503) {
+    // An outage of a store, not a fault of the page: say it is temporary and that retrying is the fix.
+    return (
+      <ErrorPanel title="Temporarily unavailable" code={503}>
+        {typeof error.data === "string" && error.data
+          ? error.data
+          : "A service this page needs is not answering. Please try again in a minute."}
+      </ErrorPanel>
+    );
+  }
   if (isRouteErrorResponse(error)) {
     const detail = typeof error.data === "string" ? error.data : error.statusText;
     return (

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
 import { noteUnpublishedContinuation, SyncRunNotFoundError } from "~/models/sync-runs.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
-import { getDb } from "~/utils/db.server";
+import { getBulkDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { getQstash, verifyQstashSignature } from "~/utils/qstash.server";
@@ -53,7 +53,8 @@ export async function action({ request }: ActionFunctionArgs) {
     });
   }
 
-  const db = getDb();
+  // Batched upserts of thousands of snapshots need more than a page request's statement deadline.
+  const db = getBulkDb();
   const continuation =
     "runId" in delivery && "step" in delivery ? { runId: delivery.runId, step: delivery.step } : undefined;
   let result;

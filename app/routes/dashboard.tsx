@@ -18,6 +18,7 @@ import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { listNewestSheets } from "~/models/sheets.server";
 import { getUsageHistory } from "~/models/usage-history.server";
+import { databaseUnavailablePage } from "~/utils/database-outage.server";
 import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
@@ -74,9 +75,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
     if (error instanceof Response) throw error;
     // Without Postgres there is no account to show (not even the limit); say so instead of a bare 500.
     console.error("dashboard: user lookup failed:", error);
-    throw new Response(
-      "The dashboard cannot load right now because our database is not answering. Please try again in a minute.",
-      { status: 503, headers: { "Retry-After": "60" } },
+    throw databaseUnavailablePage(
+      "The dashboard cannot load right now because our database is not answering. Until it is back, calls to your sheets get 503 and are not counted; nothing is lost. Please try again in a minute.",
     );
   });
   const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };

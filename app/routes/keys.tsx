@@ -11,25 +11,28 @@ import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
 import { getDb } from "~/utils/db.server";
+import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { formatDateTime } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
 import { requireUser } from "~/auth/session-user.server";
 
 export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
 
-export async function loader({ request }: LoaderFunctionArgs) {
-  const user = await requireUser(request);
-  const keys = await listApiKeys(getDb(), user.id);
-  return {
-    keys: keys.map((key) => ({
-      id: key.id,
-      name: key.name,
-      prefix: key.prefix,
-      createdAt: formatDateTime(key.createdAt),
-      lastUsedAt: key.lastUsedAt && formatDateTime(key.lastUsedAt),
-      revokedAt: key.revokedAt && formatDateTime(key.revokedAt),
-    })),
-  };
+export function loader({ request }: LoaderFunctionArgs) {
+  return withDatabaseOutagePage(async () => {
+    const user = await requireUser(request);
+    const keys = await listApiKeys(getDb(), user.id);
+    return {
+      keys: keys.map((key) => ({
+        id: key.id,
+        name: key.name,
+        prefix: key.prefix,
+        createdAt: formatDateTime(key.createdAt),
+        lastUsedAt: key.lastUsedAt && formatDateTime(key.lastUsedAt),
+        revokedAt: key.revokedAt && formatDateTime(key.revokedAt),
+      })),
+    };
+  });
 }
 
 const nameSchema = z
@@ -43,25 +46,27 @@ type ActionData =
   | { intent: "create"; error: string }
   | { intent: "revoke"; error?: string };
 
-export async function action({ request }: ActionFunctionArgs) {
-  const user = await requireUser(request);
-  const form = await request.formData();
-  const intent = form.get("intent");
-  if (intent === "create") {
-    const name = nameSchema.safeParse(form.get("name") ?? "");
-    if (!name.success) {
-      return data<ActionData>({ intent: "create", error: name.error.issues[0].message }, { status: 400 });
+export function action({ request }: ActionFunctionArgs) {
+  return withDatabaseOutagePage(async () => {
+    const user = await requireUser(request);
+    const form = await request.formData();
+    const intent = form.get("intent");
+    if (intent === "create") {
+      const name = nameSchema.safeParse(form.get("name") ?? "");
+      if (!name.success) {
+        return data<ActionData>({ intent: "create", error: name.error.issues[0].message }, { status: 400 });
+      }
+      // The full key travels back once, in this response only; it is never stored or put in a URL.
+      const { key } = await createApiKey(getDb(), user.id, name.data);
+      return data<ActionData>({ intent: "create", created: { name: name.data, key } });
     }
-    // The full key travels back once, in this response only; it is never stored or put in a URL.
-    const { key } = await createApiKey(getDb(), user.id, name.data);
-    return data<ActionData>({ intent: "create", created: { name: name.data, key } });
-  }
-  if (intent === "revoke") {
-    const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? ""));
-    if (!found) return data<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
-    return data<ActionData>({ intent: "revoke" });
-  }
-  return data<ActionData>({ intent: "create", error: "Unknown action." }, { status: 400 });
+    if (intent === "revoke") {
+      const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? ""));
+      if (!found) return data<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
+      return data<ActionData>({ intent: "revoke" });
+    }
+    return data<ActionData>({ intent: "create", error: "Unknown action." }, { status: 400 });
+  });
 }
 
 export default function KeysPage() {

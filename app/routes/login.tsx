@@ -5,6 +5,7 @@ import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
 import { checkLoginLock, clearFailedLogins, recordFailedLogin } from "~/models/login-throttle.server";
 import { normalizeEmail, verifyLogin } from "~/models/user.server";
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
@@ -43,7 +44,17 @@ export async function action({ request }: ActionFunctionArgs) {
       { status: 429, headers: { "Retry-After": String(lock.retryAfterSeconds) } },
     );
   }
-  const user = await verifyLogin(getDb(), email, parsed.data.password);
+  let user;
+  try {
+    user = await verifyLogin(getDb(), email, parsed.data.password);
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    console.error("login: database unavailable:", (error as Error).message.split("\n").at(-1));
+    return data<ActionData>(
+      { errors: { form: "Log-in is unavailable: our database is not answering. Try again in a minute." } },
+      { status: 503, headers: { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) } },
+    );
+  }
   if (!user) {
     await recordFailedLogin(redis, email);
     return data<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });

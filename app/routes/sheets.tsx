@@ -15,7 +15,8 @@ import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
-import { getDb } from "~/utils/db.server";
+import { getBulkDb, getDb } from "~/utils/db.server";
+import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { formatCount, formatDate } from "~/utils/format";
@@ -29,63 +30,68 @@ const MAX_UPLOAD_BODY_BYTES = MAX_CSV_BYTES + 64 * 1024;
 const PREVIEW_ROWS = 20;
 
 /** `?preview=<sheetId>` opens that sheet's first rows under its entry, so previews work without JavaScript. */
-export async function loader({ request }: LoaderFunctionArgs) {
-  const user = await requireUser(request);
-  const url = new URL(request.url);
-  const db = getDb();
-  const sheets = await listSheets(db, user.id);
-  const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
-  return {
-    apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
-    sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
-    preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
-    justImported: previewed !== undefined && url.searchParams.has("imported"),
-  };
+export function loader({ request }: LoaderFunctionArgs) {
+  return withDatabaseOutagePage(async () => {
+    const user = await requireUser(request);
+    const url = new URL(request.url);
+    const db = getDb();
+    const sheets = await listSheets(db, user.id);
+    const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
+    return {
+      apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
+      sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
+      preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
+      justImported: previewed !== undefined && url.searchParams.has("imported"),
+    };
+  });
 }
 
 type ActionData = { error: string };
 
-export async function action({ request }: ActionFunctionArgs) {
-  const user = await requireUser(request);
-  const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
-  if (!isUpload) {
-    const form = await request.formData();
-    if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
-    await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
-    return redirect("/sheets");
-  }
+export function action({ request }: ActionFunctionArgs) {
+  return withDatabaseOutagePage(async () => {
+    const user = await requireUser(request);
+    const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
+    if (!isUpload) {
+      const form = await request.formData();
+      if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
+      await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
+      return redirect("/sheets");
+    }
 
-  // Refuse an oversize upload before reading it, when the client says how big it is; the upload handler's own
-  // limit catches bodies that do not.
-  if (Number(request.headers.get("Content-Length") ?? 0) > MAX_UPLOAD_BODY_BYTES) {
-    return data<ActionData>({ error: tooLarge }, { status: 413 });
-  }
-  let form: FormData;
-  try {
-    form = await unstable_parseMultipartFormData(
-      request,
-      unstable_createMemoryUploadHandler({ maxPartSize: MAX_CSV_BYTES }),
-    );
-  } catch (error) {
-    if (error instanceof MaxPartSizeExceededError) return data<ActionData>({ error: tooLarge }, { status: 413 });
-    throw error;
-  }
-  const file = form.get("file");
-  if (!(file instanceof File) || file.size === 0) {
-    return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
-  }
-  const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
-  try {
-    const { sheetId } = await importSheet(getDb(), {
-      userId: user.id,
-      name,
-      bytes: new Uint8Array(await file.arrayBuffer()),
-    });
-    return redirect(`/sheets?preview=${sheetId}&imported=1`);
-  } catch (error) {
-    if (error instanceof CsvImportError) return data<ActionData>({ error: error.message }, { status: error.status });
-    throw error;
-  }
+    // Refuse an oversize upload before reading it, when the client says how big it is; the upload handler's own
+    // limit catches bodies that do not.
+    if (Number(request.headers.get("Content-Length") ?? 0) > MAX_UPLOAD_BODY_BYTES) {
+      return data<ActionData>({ error: tooLarge }, { status: 413 });
+    }
+    let form: FormData;
+    try {
+      form = await unstable_parseMultipartFormData(
+        request,
+        unstable_createMemoryUploadHandler({ maxPartSize: MAX_CSV_BYTES }),
+      );
+    } catch (error) {
+      if (error instanceof MaxPartSizeExceededError) return data<ActionData>({ error: tooLarge }, { status: 413 });
+      throw error;
+    }
+    const file = form.get("file");
+    if (!(file instanceof File) || file.size === 0) {
+      return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
+    }
+    const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
+    try {
+      // The import's batched inserts may take longer than a request's statement deadline allows.
+      const { sheetId } = await importSheet(getBulkDb(), {
+        userId: user.id,
+        name,
+        bytes: new Uint8Array(await file.arrayBuffer()),
+      });
+      return redirect(`/sheets?preview=${sheetId}&imported=1`);
+    } catch (error) {
+      if (error instanceof CsvImportError) return data<ActionData>({ error: error.message }, { status: error.status });
+      throw error;
+    }
+  });
 }
 
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";

@@ -2,8 +2,9 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remi
 import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
-import { Field, primaryButton } from "~/components/forms";
+import { Field, FormError, primaryButton } from "~/components/forms";
 import { createUser, EmailTakenError } from "~/models/user.server";
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
@@ -31,6 +32,17 @@ export async function action({ request }: ActionFunctionArgs) {
         { status: 400 },
       );
     }
+    if (isDatabaseUnavailable(error)) {
+      console.error("signup: database unavailable:", (error as Error).message.split("\n").at(-1));
+      return data(
+        {
+          errors: {
+            form: "Sign-up is unavailable: our database is not answering. Nothing was created; try again in a minute.",
+          } as Record<string, string>,
+        },
+        { status: 503, headers: { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) } },
+      );
+    }
     throw error;
   }
 }
@@ -45,6 +57,7 @@ export default function SignupPage() {
       <h1 className="text-2xl font-semibold">Create your account</h1>
       <p className="mt-1 text-sm text-slate-600">Free plan: 1,000 API calls a month.</p>
       <Form method="post" className="mt-6 space-y-4" noValidate>
+        <FormError message={actionData?.errors.form} />
         <input type="hidden" name="redirectTo" value={redirectTo} />
         <Field label="Email" name="email" type="email" autoComplete="email" required error={actionData?.errors.email} />
         <Field

@@ -25,6 +25,17 @@ describe("environment", () => {
     expect(env.SYNC_TIME_BUDGET_MS).toBe(8000);
   });
 
+  it("bounds every Postgres wait by default and refuses a timeout that would not bound it", () => {
+    expect(parseEnv(valid)).toMatchObject({
+      DATABASE_CONNECT_TIMEOUT_MS: 2000,
+      DATABASE_STATEMENT_TIMEOUT_MS: 2000,
+      DATABASE_BULK_STATEMENT_TIMEOUT_MS: 30_000,
+    });
+    expect(() =>
+      parseEnv({ ...valid, DATABASE_STATEMENT_TIMEOUT_MS: "0", DATABASE_CONNECT_TIMEOUT_MS: "soon" }),
+    ).toThrow(/DATABASE_CONNECT_TIMEOUT_MS[\s\S]*DATABASE_STATEMENT_TIMEOUT_MS/);
+  });
+
   it("names every bad variable at once", () => {
     expect(() =>
       parseEnv({ ...valid, DATABASE_URL: undefined, APP_URL: "not a url", SESSION_SECRET: "short" }),

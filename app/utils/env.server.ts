@@ -18,6 +18,9 @@ const schema = z
     DATABASE_URL: z
       .string({ error: "is not set (`npm run dev` sets it to the embedded Postgres; in production set it)" })
       .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL"),
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+    DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+    DATABASE_BULK_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     UPSTASH_REDIS_REST_URL: z.url(),
     UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
     QSTASH_URL: z.url(),

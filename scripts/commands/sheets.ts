@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { getUserById } from "~/models/user.server";
-import { getDb } from "~/utils/db.server";
+import { getBulkDb } from "~/utils/db.server";
 import { type AdminCommand, requireFlag, UsageError } from "./command";
 
 export const sheetCommands: Record<string, AdminCommand> = {
@@ -16,7 +16,7 @@ export const sheetCommands: Record<string, AdminCommand> = {
       if (!stat?.isFile()) throw new UsageError(`--file: no file at ${file}.`);
       // Checked before reading, so a mistaken multi-gigabyte path is refused without loading it.
       if (stat.size > MAX_CSV_BYTES) throw new Error(`${file} is larger than 10 MB; split it.`);
-      const db = getDb();
+      const db = getBulkDb();
       if (!(await getUserById(db, userId))) throw new Error(`No user with id ${userId}.`);
       try {
         const result = await importSheet(db, {

@@ -1,6 +1,6 @@
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getSyncRedis } from "~/utils/redis.server";
-import { getDb } from "~/utils/db.server";
+import { getBulkDb } from "~/utils/db.server";
 import { type AdminCommand, optionalInt } from "./command";
 
 export const syncCommands: Record<string, AdminCommand> = {
@@ -8,7 +8,7 @@ export const syncCommands: Record<string, AdminCommand> = {
     usage: "[--budget-ms N]  (copy every live counter into this hour's snapshots now, in this process)",
     flags: { "budget-ms": { type: "string" } },
     async run(flags) {
-      const deps = { redis: getSyncRedis(), db: getDb() };
+      const deps = { redis: getSyncRedis(), db: getBulkDb() };
       // No budget by default: an operator's run has no serverless time limit. With one, the chunks run back to
       // back here instead of through QStash, which is how to watch the continuation logic locally.
       const budgetMs = optionalInt(flags, "budget-ms");

@@ -81,7 +81,7 @@ function Unavailable({ status }: { status: LiveStatus }) {
     <p role="status" className="mt-3 rounded border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-900">
       {status === "signed-out"
         ? "Your session has ended. Reload the page to log in again."
-        : "The live count is unavailable right now. Your API calls are still counted; this retries every few seconds."}
+        : "The live count cannot be read right now. While our usage store is unreachable, API calls get 503: they are not served and not counted. Your sheets, keys and history are safe. This retries every few seconds."}
     </p>
   );
 }
