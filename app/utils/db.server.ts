@@ -1,6 +1,6 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "~/generated/prisma/client";
-import { getEnv } from "./env.server";
+import { DEFAULT_DATABASE_TIMEOUT_MS, getEnv } from "./env.server";
 import { releaseSingleton, replaceSingleton, singleton } from "./singleton.server";
 
 export type Db = PrismaClient;
@@ -15,7 +15,13 @@ export interface DbTimeouts {
   statementTimeoutMs: number;
 }
 
-export function createPrismaClient(databaseUrl: string, timeouts: DbTimeouts = requestTimeouts()): PrismaClient {
+// For clients made outside the app's configuration (scripts' scratch databases, benches, test fixtures).
+const DEFAULT_TIMEOUTS: DbTimeouts = {
+  connectTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
+  statementTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
+};
+
+export function createPrismaClient(databaseUrl: string, timeouts: DbTimeouts = DEFAULT_TIMEOUTS): PrismaClient {
   return new PrismaClient({
     adapter: new PrismaPg({
       connectionString: databaseUrl,
@@ -29,14 +35,15 @@ export function createPrismaClient(databaseUrl: string, timeouts: DbTimeouts = r
   });
 }
 
-function requestTimeouts(): DbTimeouts {
-  const env = getEnv();
-  return { connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS };
-}
-
 /** The client for request paths: every query ends within the request deadline, answered or not. */
 export function getDb(): PrismaClient {
-  return singleton(DB, () => createPrismaClient(getEnv().DATABASE_URL));
+  return singleton(DB, () => {
+    const env = getEnv();
+    return createPrismaClient(env.DATABASE_URL, {
+      connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+    });
+  });
 }
 
 /**

@@ -12,14 +12,17 @@ import { DEV_STACK_RECORD_FILE, readDevStackRecord } from "./dev-stack-record.se
  */
 const EXAMPLE_SESSION_SECRET_PREFIX = "local-dev-secret-";
 
+/** How long a request path waits on Postgres, to connect and per statement, unless configured otherwise. */
+export const DEFAULT_DATABASE_TIMEOUT_MS = 2000;
+
 const schema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     DATABASE_URL: z
       .string({ error: "is not set (`npm run dev` sets it to the embedded Postgres; in production set it)" })
       .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL"),
-    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
-    DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_DATABASE_TIMEOUT_MS),
+    DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_DATABASE_TIMEOUT_MS),
     DATABASE_BULK_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     UPSTASH_REDIS_REST_URL: z.url(),
     UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
