@@ -5,6 +5,7 @@ import { handleUsageRequest } from "~/api/usage-request.server";
 import { action as loginAction } from "~/routes/login";
 import { action as signupAction } from "~/routes/signup";
 import { loader as liveLoader } from "~/routes/dashboard.live";
+import { action as keysAction } from "~/routes/keys";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { hourBucket, periodOf, quotaKey } from "~/utils/period";
@@ -168,5 +169,31 @@ describe("pages that read Redis while it hangs", () => {
     expect(response.status).toBe(503);
     expect(response.headers.get("Content-Type")).toMatch(/^application\/json/);
     expect(await response.json()).toEqual({ error: "Live usage is unavailable right now." });
+  });
+
+  it("revoking a key answers a form error saying the key still works, within the deadline", async () => {
+    const email = uniqueTestEmail("revoke");
+    const signup = await settle(
+      signupAction({
+        request: formRequest("/signup", { email, password: "a long enough password" }),
+        params: {},
+        context: {},
+      }),
+    );
+    const owner = await db.user.findUniqueOrThrow({ where: { email } });
+    const { summary } = await createTestApiKey(db, owner.id);
+    proxy.setMode("hang");
+    const started = performance.now();
+    const response = await settle(
+      keysAction({
+        request: formRequest("/keys", { intent: "revoke", keyId: summary.id }, cookieFrom(signup)),
+        params: {},
+        context: {},
+      }),
+    );
+    expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + 500);
+    expect(response.status).toBe(503);
+    expect((await response.json()).error).toMatch(/can't revoke keys right now, and this key still works/);
+    expect((await db.apiKey.findUniqueOrThrow({ where: { id: summary.id } })).revokedAt).toBeNull();
   });
 });
