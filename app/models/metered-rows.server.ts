@@ -2,6 +2,7 @@ import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
+import { redisTimeoutMs } from "~/utils/redis.server";
 import { type ApiKeyOwner, noteApiKeyUsed } from "./api-keys.server";
 import { consumeQuota, newConsumption, type QuotaState, refundQuota } from "./quota.server";
 import { viaQuotaStore } from "./quota-store.server";
@@ -70,7 +71,7 @@ export async function queryRowsMetered(
   // Settled at once so a rows failure is never an unhandled rejection while the quota answer is awaited.
   const early = recentlyRefused(owner.userId) ? undefined : settle(querySheetRows(deps.db, sheet, query));
   const now = new Date();
-  const consumption = newConsumption(getEnv().REDIS_TIMEOUT_MS);
+  const consumption = newConsumption(redisTimeoutMs(deps.redis));
   const quota = await viaQuotaStore(() => consumeQuota(deps.redis, deps.db, owner, now, consumption)).catch(
     (error: unknown) => {
       // The call is refused, but its consumption may have counted in Redis with the answer lost on the way back

@@ -13,7 +13,7 @@ const SYNC_REDIS = "sync-redis";
  * put the same client in front of a fault proxy.
  */
 export function createAppRedis({ url, token, timeoutMs }: { url: string; token: string; timeoutMs: number }): Redis {
-  return new Redis(
+  const redis = new Redis(
     createKeepAliveRequester({
       url,
       token,
@@ -25,6 +25,18 @@ export function createAppRedis({ url, token, timeoutMs }: { url: string; token: 
       retry: { retries: 1, backoff: () => 10 },
     }),
   );
+  timeoutByClient.set(redis, timeoutMs);
+  return redis;
+}
+
+const timeoutByClient = new WeakMap<Redis, number>();
+
+/**
+ * The request deadline of `redis` if it is one of the app's clients, else the configured one. A quota consumption
+ * takes its deadline from here, so Redis stops counting it no later than this client stops waiting for it.
+ */
+export function redisTimeoutMs(redis: Redis): number {
+  return timeoutByClient.get(redis) ?? getEnv().REDIS_TIMEOUT_MS;
 }
 
 // @upstash/redis is stateless HTTP, so one instance serves every request.
