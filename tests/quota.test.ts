@@ -1,7 +1,14 @@
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { consumeQuota, getUsage, refundQuota, restoreCounterFromSnapshot } from "~/models/quota.server";
+import {
+  consumeQuota,
+  getUsage,
+  newConsumption,
+  QuotaConsumptionWithdrawnError,
+  refundQuota,
+  restoreCounterFromSnapshot,
+} from "~/models/quota.server";
 import { getDb } from "~/utils/db.server";
 import { hourBucket, periodEnd, quotaKey } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
@@ -109,14 +116,49 @@ describe("consumeQuota", () => {
     expect(await consumeQuota(redis, db, owner, NOW)).toMatchObject({ allowed: true, used: 2 });
   });
 
-  it("refunds a unit, and never creates a counter by refunding", async () => {
+  it("refunds a consumption's unit once, however often the refund is sent, and never creates a counter", async () => {
+    const owner = await makeOwner(10);
+    const first = newConsumption();
+    await consumeQuota(redis, db, owner, NOW, first);
+    await consumeQuota(redis, db, owner, NOW);
+    await refundQuota(redis, owner.userId, "2026-11", first.id);
+    await refundQuota(redis, owner.userId, "2026-11", first.id);
+    expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("1");
+    await refundQuota(redis, owner.userId, "2026-10", newConsumption().id);
+    expect(await raw.exists(quotaKey(owner.userId, "2026-10"))).toBe(0);
+  });
+
+  it("answers a resent consumption with its first answer instead of counting it again", async () => {
+    const owner = await makeOwner(2);
+    const consumption = newConsumption();
+    const answer = await consumeQuota(redis, db, owner, NOW, consumption);
+    const again = await consumeQuota(redis, db, owner, NOW, consumption);
+    expect(answer).toMatchObject({ allowed: true, used: 1 });
+    expect(again).toEqual(answer);
+    expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("1");
+
+    // A refusal is remembered too: the resend of a call refused at the limit stays refused after a refund.
+    await consumeQuota(redis, db, owner, NOW);
+    const refused = newConsumption();
+    expect(await consumeQuota(redis, db, owner, NOW, refused)).toMatchObject({ allowed: false, used: 2 });
+    await refundQuota(redis, owner.userId, "2026-11", consumption.id);
+    expect(await consumeQuota(redis, db, owner, NOW, refused)).toMatchObject({ allowed: false, used: 2 });
+    expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("1");
+    // The record's key is not a counter for the sync's SCAN of quota:*.
+    expect(await raw.keys("quota:*")).not.toContain(expect.stringContaining(consumption.id));
+  });
+
+  it("does not count a consumption that reaches Redis after its deadline, nor one refunded before it arrived", async () => {
     const owner = await makeOwner(10);
     await consumeQuota(redis, db, owner, NOW);
-    await consumeQuota(redis, db, owner, NOW);
-    await refundQuota(redis, owner.userId, "2026-11");
+    // A deadline already behind Redis's clock: the caller has answered 503 by the time this arrives.
+    await expect(consumeQuota(redis, db, owner, NOW, { id: newConsumption().id, timeoutMs: -1 })).rejects.toThrow(
+      QuotaConsumptionWithdrawnError,
+    );
+    const withdrawn = newConsumption();
+    await refundQuota(redis, owner.userId, "2026-11", withdrawn.id);
+    await expect(consumeQuota(redis, db, owner, NOW, withdrawn)).rejects.toThrow(QuotaConsumptionWithdrawnError);
     expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("1");
-    await refundQuota(redis, owner.userId, "2026-10");
-    expect(await raw.exists(quotaKey(owner.userId, "2026-10"))).toBe(0);
   });
 
   it("restoreCounterFromSnapshot never overwrites a live counter", async () => {

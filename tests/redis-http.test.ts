@@ -1,8 +1,9 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { errors, Redis } from "@upstash/redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKeepAliveRequester } from "~/utils/redis-http.server";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createKeepAliveRequester, RedisTimeoutError } from "~/utils/redis-http.server";
+import { type HttpFaultProxy, startHttpFaultProxy, targetOf } from "./helpers/fault-proxy";
 
 /**
  * The keep-alive transport under the app's Redis client. Against the REST stand-in it must give the SDK exactly
@@ -133,5 +134,67 @@ describe("keep-alive requester speaking the protocol", () => {
     );
     await expect(redis.get("k")).rejects.toThrow(/ECONNREFUSED/);
     expect(attempts).toEqual([0, 1]);
+  });
+});
+
+describe("keep-alive requester: deadline and resend policy", () => {
+  let proxy: HttpFaultProxy;
+  beforeEach(async () => {
+    proxy = await startHttpFaultProxy({ target: targetOf(process.env.UPSTASH_REDIS_REST_URL!) });
+  });
+  afterEach(() => proxy.close());
+
+  const client = (timeoutMs: number, retry = { retries: 1, backoff: (_attempt: number) => 10 }) =>
+    new Redis(createKeepAliveRequester({ url: proxy.url, token: token(), timeoutMs, retry }));
+
+  it("fails a request Redis does not answer at its deadline, then answers on a fresh connection", async () => {
+    const redis = client(200);
+    await redis.set("deadline:warm", 1);
+    proxy.setMode("hang");
+    const started = performance.now();
+    const error = await redis.get("deadline:k").catch((caught: unknown) => caught);
+    const elapsed = performance.now() - started;
+    expect(error).toBeInstanceOf(RedisTimeoutError);
+    expect((error as Error).message).toMatch(/did not answer within 200 ms/);
+    expect(elapsed).toBeGreaterThanOrEqual(195);
+    expect(elapsed).toBeLessThan(400);
+    // A timed-out request is never resent: the deadline is for all attempts together.
+    expect(proxy.stats.held).toBe(1);
+    expect(proxy.stats.requests).toBe(2);
+
+    proxy.setMode("pass");
+    expect(await redis.get("deadline:warm")).toBe(1);
+    // The hung socket was destroyed, not returned to the pool with a reply still to come.
+    expect(proxy.stats.connections).toBe(2);
+  });
+
+  it("resends once, at once, a request whose reply was lost, and gives the caller the second answer", async () => {
+    const redis = client(1000);
+    proxy.setRule((n) => (n === 1 ? "drop-reply" : "pass"));
+    const started = performance.now();
+    expect(await redis.set("deadline:resent", "v")).toBe("OK");
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(proxy.stats.requests).toBe(2);
+    expect(proxy.stats.faults["drop-reply"]).toBe(1);
+  });
+
+  it("gives up after one resend", async () => {
+    const redis = client(1000);
+    proxy.setMode("drop-reply");
+    await expect(redis.get("deadline:lost")).rejects.toThrow(/ECONNRESET|socket hang up/);
+    expect(proxy.stats.requests).toBe(2);
+  });
+
+  it("does not resend when the pause before it would cross the deadline", async () => {
+    const redis = client(100, { retries: 1, backoff: () => 200 });
+    proxy.setMode("drop-reply");
+    await expect(redis.get("deadline:late")).rejects.toThrow(/ECONNRESET|socket hang up/);
+    expect(proxy.stats.requests).toBe(1);
+  });
+
+  it("leaves the deadline out when none is configured", async () => {
+    const redis = new Redis(createKeepAliveRequester({ url: proxy.url, token: token() }));
+    proxy.setMode({ delayMs: 300 });
+    expect(await redis.set("deadline:none", 1)).toBe("OK");
   });
 });

@@ -1,8 +1,10 @@
 import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
+import { periodOf } from "~/utils/period";
+import { redisTimeoutMs } from "~/utils/redis.server";
 import { type ApiKeyOwner, noteApiKeyUsed } from "./api-keys.server";
-import { consumeQuota, type QuotaState, refundQuota } from "./quota.server";
+import { consumeQuota, newConsumption, type QuotaState, refundQuota } from "./quota.server";
 import { viaQuotaStore } from "./quota-store.server";
 import { querySheetRows, type SheetForQuery, type SheetQuery } from "./sheets.server";
 
@@ -68,7 +70,17 @@ export async function queryRowsMetered(
   // quota does not keep Postgres busy.
   // Settled at once so a rows failure is never an unhandled rejection while the quota answer is awaited.
   const early = recentlyRefused(owner.userId) ? undefined : settle(querySheetRows(deps.db, sheet, query));
-  const quota = await viaQuotaStore(() => consumeQuota(deps.redis, deps.db, owner));
+  const now = new Date();
+  const consumption = newConsumption(redisTimeoutMs(deps.redis));
+  const quota = await viaQuotaStore(() => consumeQuota(deps.redis, deps.db, owner, now, consumption)).catch(
+    (error: unknown) => {
+      // The call is refused, but its consumption may have counted in Redis with the answer lost on the way back
+      // (and the resend lost too). Withdrawing it settles that either way once Redis answers again; the refusal
+      // does not wait for it.
+      void refundQuota(deps.redis, owner.userId, periodOf(now), consumption.id).catch(() => undefined);
+      throw error;
+    },
+  );
   if (!quota.allowed) {
     noteRefused(owner.userId);
     return { allowed: false, quota };
@@ -77,7 +89,7 @@ export async function queryRowsMetered(
   const rows = await (early ?? settle(querySheetRows(deps.db, sheet, query)));
   if (!rows.ok) {
     // Only successful calls count: give the unit back. If Redis fails too, the error that matters is the first.
-    await refundQuota(deps.redis, owner.userId, quota.period).catch(() => undefined);
+    await refundQuota(deps.redis, owner.userId, quota.period, consumption.id).catch(() => undefined);
     throw rows.error;
   }
   noteApiKeyUsed(deps.db, owner.keyId);

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { errors, type Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { periodEnd, periodOf, quotaKey, secondsUntilReset } from "~/utils/period";
@@ -26,15 +26,37 @@ export interface QuotaState {
 const COUNTER_GRACE_SECONDS = 7 * 24 * 60 * 60;
 
 /**
- * KEYS[1] the counter; ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value to
- * seed a missing counter with, or "" to only report that it is missing.
- * Returns { status, used, limit } with status 1 = counted, 0 = over the limit (not counted), -1 = counter missing.
- * Seeding happens in the script, after the caller read the snapshot, so two calls that both found the counter
- * missing cannot both seed it: the second sees the first one's value and ignores its own seed.
+ * Exactly-once counting. A consumption carries an id, and the script keeps its answer under
+ * `consumption:{id}` for a minute, so the same consumption sent again (the transport resends after a lost reply)
+ * gets the first answer instead of counting twice. It also carries a deadline (unix ms, the app's clock), which
+ * the script compares with Redis's clock: past it the caller has already answered 503, so the consumption must not
+ * count. The record's key must not start with "quota:" — the sync SCANs `quota:*` for counters.
+ */
+const CONSUMPTION_RECORD_MS = 60_000;
+const consumptionKey = (id: string) => `consumption:${id}`;
+
+/** Script statuses. WITHDRAWN: not counted, because it reached Redis after its deadline or was refunded. */
+const COUNTED = 1;
+const MISSING = -1;
+const WITHDRAWN = -2;
+
+/**
+ * KEYS[1] the counter, KEYS[2] the consumption's record; ARGV[1] the limit; ARGV[2] when the counter expires
+ * (unix seconds); ARGV[3] the value to seed a missing counter with, or "" to only report that it is missing;
+ * ARGV[4] the deadline (unix ms); ARGV[5] how long the record lives (ms).
+ * Returns { status, used, limit } with status 1 = counted, 0 = over the limit (not counted), -1 = counter missing,
+ * -2 = withdrawn. Seeding happens in the script, after the caller read the snapshot, so two calls that both found
+ * the counter missing cannot both seed it: the second sees the first one's value and ignores its own seed.
+ * "Missing" and "withdrawn" are not recorded: the caller runs the same consumption again with a seed, and a late
+ * copy is past the same deadline.
  */
 const CONSUME_SCRIPT = `
-local used = redis.call('GET', KEYS[1])
+local recorded = redis.call('GET', KEYS[2])
+if recorded then return cjson.decode(recorded) end
 local limit = tonumber(ARGV[1])
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[4]) then return {-2, 0, limit} end
+local used = redis.call('GET', KEYS[1])
 if not used then
   if ARGV[3] == '' then return {-1, 0, limit} end
   redis.call('SET', KEYS[1], ARGV[3])
@@ -42,15 +64,52 @@ if not used then
   used = ARGV[3]
 end
 used = tonumber(used)
-if used >= limit then return {0, used, limit} end
-return {1, redis.call('INCR', KEYS[1]), limit}
+local answer
+if used >= limit then answer = {0, used, limit} else answer = {1, redis.call('INCR', KEYS[1]), limit} end
+redis.call('SET', KEYS[2], cjson.encode(answer), 'PX', ARGV[5])
+return answer
 `;
 
-// Gives back one unit, but never creates a counter (a DECR on a missing key would start the month at -1).
+/**
+ * KEYS[1] the counter, KEYS[2] the consumption's record; ARGV[1] how long a new record lives (ms).
+ * Gives back the unit of a consumption that was counted and not yet refunded, and only that, so a resent refund
+ * cannot give back two. A consumption not seen yet is withdrawn before it arrives: if a copy of it is still on
+ * its way, it will not count. Never creates a counter (a DECR on a missing key would start the month at -1).
+ */
 const REFUND_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
-return -1
+local recorded = redis.call('GET', KEYS[2])
+if not recorded then
+  redis.call('SET', KEYS[2], cjson.encode({-2, 0, 0}), 'PX', ARGV[1])
+  return 0
+end
+local answer = cjson.decode(recorded)
+if answer[1] ~= 1 then return 0 end
+answer[1] = -2
+redis.call('SET', KEYS[2], cjson.encode(answer), 'KEEPTTL')
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+return 1
 `;
+
+/** The consumption reached Redis after its deadline (or was refunded first); it was not counted. */
+export class QuotaConsumptionWithdrawnError extends Error {
+  constructor() {
+    super("The quota consumption reached Redis after its deadline and was not counted.");
+    this.name = "QuotaConsumptionWithdrawnError";
+  }
+}
+
+/** One quota consumption: its id (one per API call, kept across resends) and how long Redis has to count it. */
+export interface Consumption {
+  id: string;
+  timeoutMs: number;
+}
+
+// REDIS_TIMEOUT_MS's default, for callers (tests, scripts) that do not pass their client's own.
+const DEFAULT_CONSUMPTION_TIMEOUT_MS = 1000;
+
+export function newConsumption(timeoutMs: number = DEFAULT_CONSUMPTION_TIMEOUT_MS): Consumption {
+  return { id: randomUUID(), timeoutMs };
+}
 
 type ScriptResult = [status: number, used: number, limit: number];
 type QuotaScripts = { consume: ReturnType<Redis["createScript"]>; refund: ReturnType<Redis["createScript"]> };
@@ -78,7 +137,7 @@ function scriptsFor(redis: Redis): QuotaScripts {
  * the end of the current loop turn.
  */
 interface PendingConsume {
-  key: string;
+  keys: string[];
   args: string[];
   resolve: (result: ScriptResult) => void;
   reject: (error: unknown) => void;
@@ -91,7 +150,7 @@ const pendingByClient = new WeakMap<Redis, PendingConsume[]>();
 /** Round trips the batcher made, for tests and benches: how many pipelines, and how many calls rode in them. */
 export const quotaBatchStats = { batches: 0, calls: 0 };
 
-function runConsume(redis: Redis, key: string, args: string[]): Promise<ScriptResult> {
+function runConsume(redis: Redis, keys: string[], args: string[]): Promise<ScriptResult> {
   return new Promise<ScriptResult>((resolve, reject) => {
     let pending = pendingByClient.get(redis);
     if (!pending) {
@@ -104,7 +163,7 @@ function runConsume(redis: Redis, key: string, args: string[]): Promise<ScriptRe
         flushConsumes(redis, batch).catch((error: unknown) => batch.forEach((call) => call.reject(error)));
       });
     }
-    pending.push({ key, args, resolve, reject });
+    pending.push({ keys, args, resolve, reject });
     // A full batch takes no more calls (it still leaves at the end of this turn); later calls start the next one.
     if (pending.length >= MAX_QUOTA_BATCH) {
       pendingByClient.delete(redis);
@@ -120,12 +179,12 @@ async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<voi
   const { consume } = scriptsFor(redis);
   if (batch.length === 1) {
     const [only] = batch;
-    await consume.exec([only.key], only.args).then((result) => only.resolve(result as ScriptResult), only.reject);
+    await consume.exec(only.keys, only.args).then((result) => only.resolve(result as ScriptResult), only.reject);
     return;
   }
 
   const pipeline = redis.pipeline();
-  for (const call of batch) pipeline.evalsha(CONSUME_SHA1, [call.key], call.args);
+  for (const call of batch) pipeline.evalsha(CONSUME_SHA1, call.keys, call.args);
   let replies: { result?: unknown; error?: string }[];
   try {
     replies = await pipeline.exec<unknown[]>({ keepErrors: true });
@@ -146,7 +205,7 @@ async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<voi
   });
   if (reload.length === 0) return;
   const retry = redis.pipeline();
-  for (const call of reload) retry.eval(CONSUME_SCRIPT, [call.key], call.args);
+  for (const call of reload) retry.eval(CONSUME_SCRIPT, call.keys, call.args);
   try {
     const retried = await retry.exec<unknown[]>({ keepErrors: true });
     reload.forEach((call, index) => {
@@ -183,32 +242,49 @@ export async function latestSnapshotUsed(db: Db, userId: string, period: string)
 /**
  * Counts one call if the owner is under their limit. A missing counter (new month, flushed or failed-over Redis)
  * costs one Postgres read and a second script call that seeds it from the latest snapshot, never from 0 when a
- * snapshot exists. Throws when Redis cannot be reached; callers fail closed.
+ * snapshot exists. Throws when Redis cannot be reached, and QuotaConsumptionWithdrawnError when the script ran
+ * after the deadline; callers fail closed. Give it the client's own request timeout: each script run must be
+ * counted before the transport gives up on it, or not at all.
  */
 export async function consumeQuota(
   redis: Redis,
   db: Db,
   owner: QuotaOwner,
   now: Date = new Date(),
+  consumption: Consumption = newConsumption(),
 ): Promise<QuotaState & { allowed: boolean }> {
   const period = periodOf(now);
-  const key = quotaKey(owner.userId, period);
-  const args = [String(owner.monthlyLimit), expiresAtSeconds(period)];
+  const keys = [quotaKey(owner.userId, period), consumptionKey(consumption.id)];
+  // The deadline starts when the script is queued, no later than the transport starts its own clock for the
+  // request, so Redis stops counting no later than the caller stops waiting.
+  const argsWith = (seed: string) => [
+    String(owner.monthlyLimit),
+    expiresAtSeconds(period),
+    seed,
+    String(Date.now() + consumption.timeoutMs),
+    String(CONSUMPTION_RECORD_MS),
+  ];
 
-  let [status, used, limit] = await runConsume(redis, key, [...args, ""]);
-  if (status === -1) {
+  let [status, used, limit] = await runConsume(redis, keys, argsWith(""));
+  if (status === MISSING) {
     const seed = await latestSnapshotUsed(db, owner.userId, period);
-    [status, used, limit] = await runConsume(redis, key, [...args, String(seed)]);
+    [status, used, limit] = await runConsume(redis, keys, argsWith(String(seed)));
   }
-  return { allowed: status === 1, ...stateOf(used, limit, period, now) };
+  if (status === WITHDRAWN) throw new QuotaConsumptionWithdrawnError();
+  return { allowed: status === COUNTED, ...stateOf(used, limit, period, now) };
 }
 
 /**
- * Gives back a unit counted by `consumeQuota` for a call that then failed, so only successful calls count.
- * Pass the period `consumeQuota` returned: a call straddling midnight at month end refunds the month it used.
+ * Gives back the unit `consumeQuota` counted for this consumption, for a call that then failed, so only
+ * successful calls count; also withdraws a consumption whose answer never came back. Idempotent: a consumption
+ * is refunded at most once. Pass the period `consumeQuota` returned (or would have): a call straddling midnight at
+ * month end refunds the month it used.
  */
-export async function refundQuota(redis: Redis, userId: string, period: string): Promise<void> {
-  await scriptsFor(redis).refund.exec([quotaKey(userId, period)], []);
+export async function refundQuota(redis: Redis, userId: string, period: string, consumptionId: string): Promise<void> {
+  await scriptsFor(redis).refund.exec(
+    [quotaKey(userId, period), consumptionKey(consumptionId)],
+    [String(CONSUMPTION_RECORD_MS)],
+  );
 }
 
 /** The owner's usage this month, counting nothing. A missing counter reads as the latest snapshot, else 0. */

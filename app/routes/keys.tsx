@@ -61,7 +61,18 @@ export function action({ request }: ActionFunctionArgs) {
       return data<ActionData>({ intent: "create", created: { name: name.data, key } });
     }
     if (intent === "revoke") {
-      const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? ""));
+      // Revoking writes Redis before Postgres; with either store unreachable (each bounded by its deadline) the key
+      // stays live, and the customer is told so instead of meeting a 500.
+      const found = await revokeApiKey(getRedis(), getDb(), user.id, String(form.get("keyId") ?? "")).catch(
+        (error: unknown) => {
+          console.error("keys: revoking failed:", error);
+          return undefined;
+        },
+      );
+      if (found === undefined) {
+        const error = "We can't revoke keys right now, and this key still works; try again in a minute.";
+        return data<ActionData>({ intent: "revoke", error }, { status: 503, headers: { "Retry-After": "60" } });
+      }
       if (!found) return data<ActionData>({ intent: "revoke", error: "That key does not exist." }, { status: 404 });
       return data<ActionData>({ intent: "revoke" });
     }

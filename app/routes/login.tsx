@@ -20,6 +20,11 @@ const loginSchema = z.object({
 
 type ActionData = { errors: Record<string, string> };
 
+// Without the throttle a password could be guessed without limit, so a log-in that cannot be throttled is refused.
+const THROTTLE_UNAVAILABLE = "We can't check your log-in right now; try again in a minute.";
+const throttleUnavailable = () =>
+  data<ActionData>({ errors: { form: THROTTLE_UNAVAILABLE } }, { status: 503, headers: { "Retry-After": "60" } });
+
 export async function loader({ request }: LoaderFunctionArgs) {
   await redirectSignedIn(request);
   return null;
@@ -32,7 +37,11 @@ export async function action({ request }: ActionFunctionArgs) {
 
   const email = normalizeEmail(parsed.data.email);
   const redis = getRedis();
-  const lock = await checkLoginLock(redis, email);
+  const lock = await checkLoginLock(redis, email).catch((error: unknown) => {
+    console.error("log-in: the throttle (Redis) could not be read:", error);
+    return undefined;
+  });
+  if (!lock) return throttleUnavailable();
   if (lock.locked) {
     const minutes = Math.ceil(lock.retryAfterSeconds / 60);
     return data<ActionData>(
@@ -56,10 +65,20 @@ export async function action({ request }: ActionFunctionArgs) {
     );
   }
   if (!user) {
-    await recordFailedLogin(redis, email);
+    const recorded = await recordFailedLogin(redis, email).then(
+      () => true,
+      (error: unknown) => {
+        console.error("log-in: a failed attempt could not be recorded (Redis):", error);
+        return false;
+      },
+    );
+    if (!recorded) return throttleUnavailable();
     return data<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });
   }
-  await clearFailedLogins(redis, email);
+  // The password was right: a stale failure count only shortens this user's next allowance, so it does not block.
+  await clearFailedLogins(redis, email).catch((error: unknown) => {
+    console.error("log-in: failed attempts could not be cleared (Redis):", error);
+  });
   return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));
 }
 

@@ -26,6 +26,8 @@ const schema = z
     DATABASE_BULK_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     UPSTASH_REDIS_REST_URL: z.url(),
     UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+    // Capped well under the life of a quota operation record (quota.server.ts), which must outlast any resend.
+    REDIS_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(1000),
     QSTASH_URL: z.url(),
     QSTASH_TOKEN: z.string().min(1),
     QSTASH_CURRENT_SIGNING_KEY: z.string().min(1),

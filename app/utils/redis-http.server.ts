@@ -22,13 +22,32 @@ import { errors, type Requester } from "@upstash/redis";
  * - the retry policy: a request that fails at the network level is sent again after `backoff(attempt)` ms, up to
  *   `retries` times. With keep-alive that also covers a request written to a pooled socket the server had just
  *   closed as idle, which never reached Redis.
+ *
+ * What it adds: a deadline. Every request (all its attempts together) must be answered within `timeoutMs` of
+ * being sent, or its socket is destroyed and it fails with a RedisTimeoutError; a resend is made only while time
+ * is left. Without it an unresponsive Redis holds every caller (and, through the quota batch, hundreds of them)
+ * for as long as the TCP connection lives, and "fail closed" becomes "hang".
+ * A network-level failure may come after Redis ran the command (a reply lost on the way back), so resending is
+ * safe only for commands that are idempotent: reads, SETs, and the app's scripts, which carry an operation id and
+ * a deadline (quota.server.ts, login-throttle.server.ts). Do not send a bare INCR/DECR through this client.
  * Streaming commands (SUBSCRIBE) are not supported; the app does not use them.
  */
 export interface KeepAliveRequesterOptions {
   url: string;
   token: string;
+  /** Time one request may take, resends included; no deadline when omitted. */
+  timeoutMs?: number;
   retry?: { retries: number; backoff: (attempt: number) => number };
   readYourWrites?: boolean;
+}
+
+/** Redis did not answer before the request's deadline; its socket was destroyed. */
+export class RedisTimeoutError extends errors.UpstashError {
+  readonly code = "REDIS_TIMEOUT";
+  constructor(timeoutMs: number) {
+    super(`Redis did not answer within ${timeoutMs} ms; the request was abandoned.`);
+    this.name = "RedisTimeoutError";
+  }
 }
 
 type RestReply = { result?: unknown; error?: string };
@@ -76,9 +95,15 @@ export function createKeepAliveRequester(options: KeepAliveRequesterOptions): Re
   const authorization = `Bearer ${options.token}`;
   const retries = options.retry?.retries ?? 0;
   const backoff = options.retry?.backoff ?? (() => 0);
+  const timeoutMs = options.timeoutMs;
 
-  function send(path: string, body: string, extraHeaders: Record<string, string>) {
+  function send(path: string, body: string, extraHeaders: Record<string, string>, deadline: number) {
     return new Promise<{ status: number; text: string; syncToken: string | undefined }>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (outcome: () => void) => {
+        clearTimeout(timer);
+        outcome();
+      };
       const request = transport.request(
         {
           protocol: base.protocol,
@@ -98,18 +123,32 @@ export function createKeepAliveRequester(options: KeepAliveRequesterOptions): Re
         (response) => {
           const chunks: Buffer[] = [];
           response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("error", reject);
+          response.on("error", (error) => settle(() => reject(error)));
           response.on("end", () => {
             const syncToken = response.headers["upstash-sync-token"];
-            resolve({
-              status: response.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString("utf8"),
-              syncToken: typeof syncToken === "string" ? syncToken : undefined,
-            });
+            settle(() =>
+              resolve({
+                status: response.statusCode ?? 0,
+                text: Buffer.concat(chunks).toString("utf8"),
+                syncToken: typeof syncToken === "string" ? syncToken : undefined,
+              }),
+            );
           });
         },
       );
-      request.on("error", reject);
+      request.on("error", (error) => settle(() => reject(error)));
+      if (Number.isFinite(deadline)) {
+        // Destroying the socket (not just giving up on the promise) frees it from the pool: a late reply must
+        // never be read as the answer to the next request sent on that connection.
+        timer = setTimeout(
+          () => {
+            const error = new RedisTimeoutError(timeoutMs ?? 0);
+            reject(error);
+            request.destroy(error);
+          },
+          Math.max(0, deadline - Date.now()),
+        );
+      }
       request.end(body);
     });
   }
@@ -128,14 +167,18 @@ export function createKeepAliveRequester(options: KeepAliveRequesterOptions): Re
         headers["upstash-sync-token"] = requester.upstashSyncToken;
       }
 
+      const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       let answer: Awaited<ReturnType<typeof send>> | undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          answer = await send(path, body, headers);
+          answer = await send(path, body, headers, deadline);
           break;
         } catch (error) {
-          if (attempt >= retries) throw error;
-          await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
+          // A deadline that passed is final; a resend that could not be answered in time is not worth sending.
+          if (error instanceof RedisTimeoutError || attempt >= retries) throw error;
+          const pause = backoff(attempt);
+          if (Date.now() + pause >= deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, pause));
         }
       }
 

@@ -6,22 +6,48 @@ import { releaseSingleton, replaceSingleton, singleton } from "./singleton.serve
 const REDIS = "redis";
 const SYNC_REDIS = "sync-redis";
 
+/**
+ * The app's client: the SDK over our keep-alive transport (see redis-http.server.ts for why), with a deadline on
+ * every request. A client built on a requester has no auto-pipelining: it rarely batched anything here (its window
+ * is two microtasks), and the hot path batches its quota checks itself (quota.server.ts). Exported so tests can
+ * put the same client in front of a fault proxy.
+ */
+export function createAppRedis({ url, token, timeoutMs }: { url: string; token: string; timeoutMs: number }): Redis {
+  const redis = new Redis(
+    createKeepAliveRequester({
+      url,
+      token,
+      timeoutMs,
+      // One quick resend, inside the same deadline, for a request whose connection broke: a pooled socket the
+      // server had closed, or a reply lost on the way back. The latter ran in Redis already, which is why every
+      // write the app sends through this client is idempotent (see redis-http.server.ts). The SDK's default of
+      // five retries with backoff would hold an API call for seconds while Redis is down.
+      retry: { retries: 1, backoff: () => 10 },
+    }),
+  );
+  timeoutByClient.set(redis, timeoutMs);
+  return redis;
+}
+
+const timeoutByClient = new WeakMap<Redis, number>();
+
+/**
+ * The request deadline of `redis` if it is one of the app's clients, else the configured one. A quota consumption
+ * takes its deadline from here, so Redis stops counting it no later than this client stops waiting for it.
+ */
+export function redisTimeoutMs(redis: Redis): number {
+  return timeoutByClient.get(redis) ?? getEnv().REDIS_TIMEOUT_MS;
+}
+
 // @upstash/redis is stateless HTTP, so one instance serves every request.
 export function getRedis(): Redis {
   return singleton(REDIS, () => {
     const env = getEnv();
-    // The SDK's client over our keep-alive transport (see redis-http.server.ts for why). A client built on a
-    // requester has no auto-pipelining: it rarely batched anything here (its window is two microtasks), and the
-    // hot path batches its quota checks itself (quota.server.ts).
-    return new Redis(
-      createKeepAliveRequester({
-        url: env.UPSTASH_REDIS_REST_URL,
-        token: env.UPSTASH_REDIS_REST_TOKEN,
-        // A quota check must answer now or fail closed; the SDK's default of five retries with backoff would
-        // hold an API call for seconds while Redis is down.
-        retry: { retries: 1, backoff: () => 50 },
-      }),
-    );
+    return createAppRedis({
+      url: env.UPSTASH_REDIS_REST_URL,
+      token: env.UPSTASH_REDIS_REST_TOKEN,
+      timeoutMs: env.REDIS_TIMEOUT_MS,
+    });
   });
 }
 
