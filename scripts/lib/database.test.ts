@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../../dev/ports";
+import { CLI_TEST_TIMEOUT_MS } from "../../tests/helpers/cli";
 import { requireReachableDatabase } from "./database";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
@@ -11,9 +12,14 @@ function runScript(script: string, args: string[], overrides: Record<string, str
   const env = { ...process.env, ...overrides };
   for (const [name, value] of Object.entries(overrides)) if (value === undefined) delete env[name];
   return new Promise<{ status: number; stderr: string }>((resolve) => {
-    execFile(TSX, [script, ...args], { env, timeout: 60_000, encoding: "utf8" }, (error, _stdout, stderr) => {
-      resolve({ status: error ? (typeof error.code === "number" ? error.code : 1) : 0, stderr });
-    });
+    execFile(
+      TSX,
+      [script, ...args],
+      { env, timeout: CLI_TEST_TIMEOUT_MS, encoding: "utf8" },
+      (error, _stdout, stderr) => {
+        resolve({ status: error ? (typeof error.code === "number" ? error.code : 1) : 0, stderr });
+      },
+    );
   });
 }
 
@@ -24,7 +30,7 @@ const commands: Array<[string, string, string[]]> = [
 ];
 
 // Concurrent: each case is a separate process that spends its seconds starting up.
-describe.concurrent("a command run without its database", () => {
+describe.concurrent("a command run without its database", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   // NODE_ENV=test (set for every test file) keeps a developer's running `npm run dev` out of these runs.
   it.each(commands)("%s says in one sentence what to do", async (_name, script, args) => {
     const result = await runScript(script, args, { DATABASE_URL: undefined });
