@@ -19,12 +19,12 @@ export async function logIn(page: Page, user: { email: string; password: string 
 }
 
 /**
- * Signs `userId` in the way a successful log-in would: the app's own session storage commits the session (this
- * worker has the server's SESSION_SECRET from global-setup), and the cookie goes into the browser for the app's
- * origin. Only e2e/auth.spec.ts needs to pay for the log-in form.
+ * Signs `userId` in the way a successful log-in would: the app's own code writes the session row (through this
+ * worker's client of the e2e database) and signs its id (this worker has the server's SESSION_SECRET from
+ * global-setup), and the cookie goes into the browser for the app's origin. Only e2e/auth.spec.ts needs to pay for the log-in form.
  */
-async function signInByCookie(page: Page, userId: string, baseURL: string) {
-  const response = await createUserSession(new Request(`${baseURL}/login`), userId, "/dashboard");
+async function signInByCookie(page: Page, db: Db, userId: string, baseURL: string) {
+  const response = await createUserSession(new Request(`${baseURL}/login`), userId, "/dashboard", { db });
   const setCookie = response.headers.get("Set-Cookie");
   if (!setCookie) throw new Error("the app committed no session cookie");
   const [pair] = setCookie.split(";");
@@ -56,8 +56,8 @@ export const test = base.extend<{ user: TestUser; loggedInPage: Page }, { db: Db
     // Cascades to the user's keys, sheets, rows and snapshots.
     await db.user.deleteMany({ where: { id: user.id } });
   },
-  loggedInPage: async ({ page, user, baseURL }, use) => {
-    await signInByCookie(page, user.id, baseURL!);
+  loggedInPage: async ({ page, db, user, baseURL }, use) => {
+    await signInByCookie(page, db, user.id, baseURL!);
     await use(page);
   },
 });

@@ -24,6 +24,9 @@ export function AppHeader({ email }: { email: string | null }) {
               <NavLink to="/keys" className={navClass}>
                 API keys
               </NavLink>
+              <NavLink to="/settings" className={navClass}>
+                Settings
+              </NavLink>
             </nav>
             <div className="ml-auto flex items-center gap-3">
               <span className="hidden max-w-[14rem] truncate text-sm text-slate-600 sm:inline">{email}</span>

@@ -70,3 +70,18 @@ export async function verifyLogin(db: Db, email: string, password: string): Prom
   const { passwordHash: _omit, ...publicUser } = user;
   return publicUser;
 }
+
+/**
+ * Replaces the password when `currentPassword` is right; false otherwise. Asking for the current one means a
+ * borrowed, still-open browser is not enough to take the account over.
+ */
+export async function changePassword(
+  db: Db,
+  userId: string,
+  input: { currentPassword: string; newPassword: string },
+): Promise<boolean> {
+  const user = await db.user.findUnique({ where: { id: userId }, select: { passwordHash: true } });
+  if (!user || !(await verify(user.passwordHash, input.currentPassword))) return false;
+  await db.user.update({ where: { id: userId }, data: { passwordHash: await hashPassword(input.newPassword) } });
+  return true;
+}

@@ -67,9 +67,10 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const now = new Date();
   const db = getDb();
 
-  // The signed session cookie names the user without a query, so the Postgres parts start alongside the user
-  // lookup instead of after it: one round trip less on every load. requireUser still decides who gets the page.
-  const sessionUserId = await getUserId(request);
+  // The session row names the user, so the Postgres parts start alongside the user lookup instead of after it:
+  // one round trip less on every load. requireUser still decides who gets the page, and reports a failed lookup
+  // (it sees the same per-request result), so a failure here only skips the head start.
+  const sessionUserId = await getUserId(request).catch(() => undefined);
   const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, now) : undefined;
   const user = await requireUser(request).catch((error: unknown) => {
     if (error instanceof Response) throw error;

@@ -1,9 +1,19 @@
 import { createCookieSessionStorage, redirect } from "@remix-run/node";
+import {
+  type ActiveSession,
+  createSession,
+  deleteSession,
+  findActiveSession,
+  SESSION_LIFETIME_SECONDS,
+} from "~/models/sessions.server";
+import { type Db, getDb } from "./db.server";
 import { getEnv } from "./env.server";
 
-const USER_SESSION_KEY = "userId";
+// The cookie names a row in the Session table and nothing else: who the user is, and whether the session still
+// holds, is decided by Postgres on every request, so deleting the row (log-out, password change) ends it at once.
+const SESSION_ID_KEY = "sessionId";
 
-type SessionData = { userId: string };
+type SessionData = { sessionId: string };
 
 let storage: ReturnType<typeof createCookieSessionStorage<SessionData>> | undefined;
 
@@ -17,19 +27,37 @@ function sessionStorage() {
       path: "/",
       secrets: [env.SESSION_SECRET],
       secure: env.NODE_ENV === "production",
-      maxAge: 60 * 60 * 24 * 30,
+      maxAge: SESSION_LIFETIME_SECONDS,
     },
   });
   return storage;
 }
 
-function getSession(request: Request) {
+function getCookieSession(request: Request) {
   return sessionStorage().getSession(request.headers.get("Cookie"));
 }
 
+async function cookieSessionId(request: Request): Promise<string | undefined> {
+  const id = (await getCookieSession(request)).get(SESSION_ID_KEY);
+  return typeof id === "string" && id ? id : undefined;
+}
+
+// A page load asks "who is this?" several times (root loader, route loader, requireUser); one lookup per request
+// keeps that to one query and one "last seen" decision. Keyed by the Request object, so it dies with the request.
+const sessionByRequest = new WeakMap<Request, Promise<ActiveSession | null>>();
+
+/** The request's live session, or null for a visitor, a forged cookie, or a session that was ended or expired. */
+export function getCurrentSession(request: Request): Promise<ActiveSession | null> {
+  let lookup = sessionByRequest.get(request);
+  if (!lookup) {
+    lookup = cookieSessionId(request).then((id) => (id ? findActiveSession(getDb(), id) : null));
+    sessionByRequest.set(request, lookup);
+  }
+  return lookup;
+}
+
 export async function getUserId(request: Request): Promise<string | undefined> {
-  const session = await getSession(request);
-  return session.get(USER_SESSION_KEY);
+  return (await getCurrentSession(request))?.userId;
 }
 
 /** Only paths on this site, so `?redirectTo=` cannot send a user somewhere else after log-in. */
@@ -40,20 +68,37 @@ export function safeRedirect(to: FormDataEntryValue | string | null | undefined,
 
 /** For pages meant for visitors (home, log-in, sign-up): a signed-in user goes straight to the dashboard. */
 export async function redirectSignedIn(request: Request): Promise<void> {
-  if (await getUserId(request)) throw redirect("/dashboard");
+  // With Postgres down nobody can be recognised; the visitor page still renders, and its action reports the outage.
+  const userId = await getUserId(request).catch(() => undefined);
+  if (userId) throw redirect("/dashboard");
 }
 
-/** The Set-Cookie value that ends the request's session. */
+/** The Set-Cookie value that makes the browser forget its session cookie. */
 export async function endedSessionCookie(request: Request): Promise<string> {
-  return sessionStorage().destroySession(await getSession(request));
+  return sessionStorage().destroySession(await getCookieSession(request));
 }
 
-export async function createUserSession(request: Request, userId: string, redirectTo: string): Promise<Response> {
-  const session = await getSession(request);
-  session.set(USER_SESSION_KEY, userId);
-  return redirect(redirectTo, { headers: { "Set-Cookie": await sessionStorage().commitSession(session) } });
+/**
+ * Signs `userId` in with a new session row. The session the browser arrived with (if any) is deleted rather than
+ * reused, so an id planted in the browser before log-in (session fixation) is worth nothing after it.
+ */
+export async function createUserSession(
+  request: Request,
+  userId: string,
+  redirectTo: string,
+  { db = getDb() }: { db?: Db } = {},
+): Promise<Response> {
+  const previousId = await cookieSessionId(request);
+  if (previousId) await deleteSession(db, previousId);
+  const session = await createSession(db, { userId, userAgent: request.headers.get("User-Agent") });
+  const cookie = await sessionStorage().getSession();
+  cookie.set(SESSION_ID_KEY, session.id);
+  return redirect(redirectTo, { headers: { "Set-Cookie": await sessionStorage().commitSession(cookie) } });
 }
 
+/** Deletes the request's session row, so its cookie is refused even if someone kept a copy. */
 export async function logout(request: Request): Promise<Response> {
+  const id = await cookieSessionId(request);
+  if (id) await deleteSession(getDb(), id);
   return redirect("/login", { headers: { "Set-Cookie": await endedSessionCookie(request) } });
 }
