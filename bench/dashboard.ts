@@ -5,6 +5,7 @@ import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { startRedisRestProcess } from "../dev/redis-rest-process";
 import { createScratchDatabase } from "../scripts/lib/scratch-db";
+import { loopbackProductionSecrets } from "./lib/metered-sheet";
 import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as liveLoader } from "~/routes/dashboard.live";
@@ -139,8 +140,8 @@ async function main() {
       DATABASE_URL: url,
       UPSTASH_REDIS_REST_URL: rest.url,
       UPSTASH_REDIS_REST_TOKEN: token,
-      APP_URL: "https://bench.sheetmeter.example",
-      SESSION_SECRET: randomBytes(32).toString("base64url"),
+      APP_URL: "http://127.0.0.1",
+      ...loopbackProductionSecrets(),
     });
 
     const now = new Date();

@@ -6,7 +6,7 @@ import { startQstash } from "../dev/qstash";
 import { startRedisRest } from "../dev/redis-rest";
 import { freePort } from "../dev/ports";
 import { createScratchDatabase } from "../scripts/lib/scratch-db";
-import { loadRawEnv } from "../app/utils/env.server";
+import { ALLOW_INSECURE_LOCAL } from "../app/utils/env.server";
 import { TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
 
 // Redis logical database reserved for the browser tests (Vitest files claim 1–9, benches use 10–13, `npm run dev` 0).
@@ -32,7 +32,6 @@ async function waitForHealthy(url: string, server: ChildProcess, timeoutMs = 30_
  * inherit the environment set here, so fixtures and the admin CLI reach the same services.
  */
 export default async function globalSetup() {
-  const defaults = loadRawEnv();
   const scratch = await createScratchDatabase(TEST_PG_ADMIN_URL, "sm_e2e");
 
   const flusher = new IORedis(TEST_REDIS_URL, { db: E2E_REDIS_DB });
@@ -40,21 +39,32 @@ export default async function globalSetup() {
   flusher.disconnect();
   const redisToken = `e2e-${randomBytes(8).toString("hex")}`;
   const rest = await startRedisRest({ redisUrl: TEST_REDIS_URL, token: redisToken, db: E2E_REDIS_DB });
+  // Production refuses the example's public keys, so the stand-in and the app share keys made for this run.
+  const secret = (prefix: string) => `${prefix}${randomBytes(16).toString("base64url")}`;
+  const qstashKeys = {
+    QSTASH_TOKEN: secret("e2e_qstash_"),
+    QSTASH_CURRENT_SIGNING_KEY: secret("sig_e2e_"),
+    QSTASH_NEXT_SIGNING_KEY: secret("sig_e2e_"),
+  };
   const qstash = await startQstash({
-    token: defaults.QSTASH_TOKEN!,
-    currentSigningKey: defaults.QSTASH_CURRENT_SIGNING_KEY!,
-    nextSigningKey: defaults.QSTASH_NEXT_SIGNING_KEY!,
+    token: qstashKeys.QSTASH_TOKEN,
+    currentSigningKey: qstashKeys.QSTASH_CURRENT_SIGNING_KEY,
+    nextSigningKey: qstashKeys.QSTASH_NEXT_SIGNING_KEY,
   });
 
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
+  // Every production-required variable, set here: production never falls back on .env.example. The app runs on
+  // loopback over plain http against the stand-ins, which is what the escape hatch is for (see env.server.ts).
   const env = {
     DATABASE_URL: scratch.url,
     UPSTASH_REDIS_REST_URL: rest.url,
     UPSTASH_REDIS_REST_TOKEN: redisToken,
     QSTASH_URL: qstash.url,
+    ...qstashKeys,
     APP_URL: appUrl,
     SESSION_SECRET: randomBytes(32).toString("base64url"),
+    [ALLOW_INSECURE_LOCAL]: "1",
   };
   Object.assign(process.env, env, { E2E_BASE_URL: appUrl });
 

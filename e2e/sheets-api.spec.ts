@@ -42,6 +42,16 @@ test("upload a CSV, create a key, call the API and get the rows back", async ({ 
     meta: { total: 3, limit: 100, offset: 0 },
   });
 
+  // Over the wire, HEAD and OPTIONS (which Remix would answer with the loader) get 405 and are never metered.
+  for (const method of ["HEAD", "OPTIONS"]) {
+    const other = await request.fetch(endpoint, { method, headers: { Authorization: `Bearer ${key}` } });
+    expect(other.status(), method).toBe(405);
+    expect(other.headers()["allow"], method).toBe("GET");
+    expect(other.headers()["content-type"], method).toBe("application/problem+json");
+  }
+  const after = await request.get(endpoint, { headers: { Authorization: `Bearer ${key}` } });
+  expect(after.headers()["ratelimit-remaining"]).toBe("998");
+
   // Revoked in the UI, refused by the API.
   await page.getByText("Revoke…").click();
   await page.getByRole("button", { name: "Revoke key" }).click();

@@ -4,7 +4,7 @@ import { createApiKey } from "~/models/api-keys.server";
 import { importSheet } from "~/models/csv-import.server";
 import { createUser, normalizeEmail } from "~/models/user.server";
 import { closeDb, type Db, getDb } from "~/utils/db.server";
-import { getEnv } from "~/utils/env.server";
+import { getEnv, loadRawEnv } from "~/utils/env.server";
 import { requireReachableDatabase } from "./lib/database";
 
 /**
@@ -31,6 +31,12 @@ async function seedDemoAccount(db: Db) {
     `curl -H "Authorization: Bearer ${key}" "${appUrl}/api/v1/sheets/${sheet.sheetId}?sort=moons&order=desc"`,
   );
   console.log(JSON.stringify({ userId: user.id, sheetId: sheet.sheetId, key, created: true }));
+}
+
+// The demo password is printed in this file, so a seeded production database would have an account anyone can open.
+if (loadRawEnv().NODE_ENV === "production") {
+  console.error("db:seed refuses to run with NODE_ENV=production: it creates a demo account whose password is public.");
+  process.exit(1);
 }
 
 try {

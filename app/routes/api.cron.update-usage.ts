@@ -6,7 +6,7 @@ import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { getBulkDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
-import { getQstash, verifyQstashSignature } from "~/utils/qstash.server";
+import { claimDeliveryToken, getQstash, releaseDeliveryToken, verifyQstashSignature } from "~/utils/qstash.server";
 import { getSyncRedis } from "~/utils/redis.server";
 
 const deliverySchema = z.union([
@@ -41,6 +41,29 @@ export async function action({ request }: ActionFunctionArgs) {
     });
   }
 
+  // Verified above, so the header is there.
+  const signature = request.headers.get("Upstash-Signature")!;
+  const redis = getSyncRedis();
+  try {
+    if (!(await claimDeliveryToken(redis, signature))) {
+      console.warn(JSON.stringify({ event: "sync.replayed", messageId }));
+      // 2xx: this token's delivery was (or is being) handled; anything else would only make a sender try again.
+      return Response.json({ replayed: true });
+    }
+  } catch (error) {
+    console.error(JSON.stringify({ event: "sync.error", messageId, error: (error as Error).message.split("\n")[0] }));
+    return unavailable("The sync could not record this delivery; QStash will retry.");
+  }
+
+  const response = await runDelivery(body, { url, messageId, budgetMs: env.SYNC_TIME_BUDGET_MS });
+  if (!response.ok) await releaseDeliveryToken(redis, signature).catch(() => {});
+  return response;
+}
+
+async function runDelivery(
+  body: string,
+  { url, messageId, budgetMs }: { url: string; messageId: string | null; budgetMs: number },
+): Promise<Response> {
   let delivery: z.infer<typeof deliverySchema>;
   try {
     delivery = deliverySchema.parse(body.trim() === "" ? {} : JSON.parse(body));
@@ -59,10 +82,7 @@ export async function action({ request }: ActionFunctionArgs) {
     "runId" in delivery && "step" in delivery ? { runId: delivery.runId, step: delivery.step } : undefined;
   let result;
   try {
-    result = await syncUsageSnapshots(
-      { redis: getSyncRedis(), db },
-      { budgetMs: env.SYNC_TIME_BUDGET_MS, messageId, continuation },
-    );
+    result = await syncUsageSnapshots({ redis: getSyncRedis(), db }, { budgetMs, messageId, continuation });
   } catch (error) {
     if (error instanceof SyncRunNotFoundError) {
       return problem({ status: 404, type: "sync-run-not-found", title: "Unknown sync run", detail: error.message });

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readDevStackRecord, removeDevStackRecord, writeDevStackRecord } from "./dev-stack-record.server";
-import { loadRawEnv, parseEnv } from "./env.server";
+import { loadRawEnv, parseEnv, PRODUCTION_REQUIRED } from "./env.server";
 
 const valid = {
   DATABASE_URL: "postgresql://u@h:5432/db",
@@ -52,6 +52,77 @@ describe("environment", () => {
     const raw = loadRawEnv({ APP_URL: "https://from-env.example" });
     expect(raw.APP_URL).toBe("https://from-env.example");
     expect(raw.QSTASH_CURRENT_SIGNING_KEY).toMatch(/^sig_/);
+  });
+});
+
+describe("production configuration", () => {
+  const production = { ...valid, NODE_ENV: "production" };
+  const examples = () => loadRawEnv({ NODE_ENV: "development" });
+  const problemsOf = (raw: Record<string, string | undefined>) => {
+    try {
+      parseEnv(raw);
+      return "";
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+
+  it("never fills a gap from .env.example", () => {
+    const raw = loadRawEnv({ NODE_ENV: "production" });
+    expect(examples().QSTASH_CURRENT_SIGNING_KEY).toMatch(/^sig_/);
+    for (const name of PRODUCTION_REQUIRED) expect(raw[name], name).toBeUndefined();
+  });
+
+  it("refuses to start with the signing keys unset, naming every missing variable at once", () => {
+    // The forged-sync probe: production with nothing set used to start on the example's public signing keys.
+    const message = problemsOf(loadRawEnv({ NODE_ENV: "production" }));
+    for (const name of PRODUCTION_REQUIRED) expect(message).toContain(`${name}: is required in production`);
+  });
+
+  it("refuses any required value equal to its local default", () => {
+    const local = examples();
+    const message = problemsOf({
+      ...production,
+      QSTASH_CURRENT_SIGNING_KEY: local.QSTASH_CURRENT_SIGNING_KEY,
+      QSTASH_NEXT_SIGNING_KEY: local.QSTASH_NEXT_SIGNING_KEY,
+      UPSTASH_REDIS_REST_TOKEN: local.UPSTASH_REDIS_REST_TOKEN,
+    });
+    expect(message).toMatch(/QSTASH_CURRENT_SIGNING_KEY: is the local default/);
+    expect(message).toMatch(/QSTASH_NEXT_SIGNING_KEY: is the local default/);
+    expect(message).toMatch(/UPSTASH_REDIS_REST_TOKEN: is the local default/);
+  });
+
+  it("requires https for the app, Redis and QStash, all named at once", () => {
+    const message = problemsOf({
+      ...production,
+      APP_URL: "http://sheetmeter.example.com",
+      UPSTASH_REDIS_REST_URL: "http://eu1-x.upstash.io",
+      QSTASH_URL: "http://qstash.upstash.io",
+    });
+    for (const name of ["APP_URL", "UPSTASH_REDIS_REST_URL", "QSTASH_URL"])
+      expect(message).toContain(`${name}: must be an https:// URL in production`);
+  });
+
+  it("lifts the https rule for a loopback test run only when every URL is loopback", () => {
+    const loopback = {
+      ...production,
+      SHEETMETER_ALLOW_INSECURE_LOCAL: "1",
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/sm_e2e",
+      APP_URL: "http://127.0.0.1:4123",
+      UPSTASH_REDIS_REST_URL: "http://127.0.0.1:4124",
+      QSTASH_URL: "http://localhost:4125",
+    };
+    expect(parseEnv(loopback).APP_URL).toBe("http://127.0.0.1:4123");
+    expect(problemsOf({ ...loopback, SHEETMETER_ALLOW_INSECURE_LOCAL: undefined })).toMatch(/APP_URL: must be/);
+    // One address off this machine and the escape hatch is closed for all of them.
+    const reachable = problemsOf({ ...loopback, APP_URL: "http://sheetmeter.example.com" });
+    expect(reachable).toMatch(/APP_URL: must be an https:\/\/ URL \(SHEETMETER_ALLOW_INSECURE_LOCAL=1 only applies/);
+    expect(reachable).toMatch(/UPSTASH_REDIS_REST_URL: must be/);
+    expect(problemsOf({ ...loopback, DATABASE_URL: "postgresql://u@db.internal:5432/x" })).toMatch(/QSTASH_URL/);
+  });
+
+  it("keeps the local defaults working outside production", () => {
+    expect(parseEnv({ ...examples(), DATABASE_URL: valid.DATABASE_URL }).APP_URL).toBe("http://localhost:3000");
   });
 });
 

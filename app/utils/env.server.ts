@@ -8,9 +8,35 @@ import { DEV_STACK_RECORD_FILE, readDevStackRecord } from "./dev-stack-record.se
  * Every variable the server reads, validated once at start-up. Values come from the process environment first,
  * then `.env`, then what a running `npm run dev` recorded (its embedded Postgres and stand-ins), then the local
  * defaults in `.env.example`, so a fresh clone runs without copying anything while a deployment's own environment
- * always wins.
+ * always wins. In production only the environment and `.env` count: the example's keys are public, so a deployment
+ * that silently fell back on them would accept syncs signed by anyone who read this repository.
  */
 const EXAMPLE_SESSION_SECRET_PREFIX = "local-dev-secret-";
+const EXAMPLE_FILE = ".env.example";
+
+/** What production must set itself: each has a local default that is either public or points at this machine. */
+export const PRODUCTION_REQUIRED = [
+  "DATABASE_URL",
+  "UPSTASH_REDIS_REST_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "QSTASH_URL",
+  "QSTASH_TOKEN",
+  "QSTASH_CURRENT_SIGNING_KEY",
+  "QSTASH_NEXT_SIGNING_KEY",
+  "APP_URL",
+  "SESSION_SECRET",
+] as const;
+
+/** Tokens, keys and the app's own address travel over these; plain http would expose them or break signatures. */
+const PRODUCTION_HTTPS = ["APP_URL", "UPSTASH_REDIS_REST_URL", "QSTASH_URL"] as const;
+
+/**
+ * The built app is also run with NODE_ENV=production by the browser tests and the benches, on loopback against
+ * local stand-ins that speak plain http. Setting this to "1" lifts the https rule only, and only when every URL the
+ * app is given points at this machine, so it cannot weaken a deployment that anything outside could reach.
+ */
+export const ALLOW_INSECURE_LOCAL = "SHEETMETER_ALLOW_INSECURE_LOCAL";
+const LOOPBACK_CHECKED = ["DATABASE_URL", ...PRODUCTION_HTTPS] as const;
 
 /** How long a request path waits on Postgres, to connect and per statement, unless configured otherwise. */
 export const DEFAULT_DATABASE_TIMEOUT_MS = 2000;
@@ -37,6 +63,7 @@ const schema = z
     SESSION_SECRET: z.string().min(32, "must be at least 32 characters"),
   })
   .superRefine((env, ctx) => {
+    // Also caught below when .env.example is at hand; a deployment may ship without it, this prefix travels anyway.
     if (env.NODE_ENV === "production" && env.SESSION_SECRET.startsWith(EXAMPLE_SESSION_SECRET_PREFIX)) {
       ctx.addIssue({
         code: "custom",
@@ -69,13 +96,64 @@ export function loadRawEnv(
   // must not reach into a developer's running stack.
   const recorded =
     devStackRecord && nodeEnv !== "production" && nodeEnv !== "test" ? readDevStackRecord(devStackRecord) : {};
-  return { ...readDotenv(".env.example"), ...recorded, ...dotenv, ...source };
+  const examples = nodeEnv === "production" ? {} : readDotenv(EXAMPLE_FILE);
+  return { ...examples, ...recorded, ...dotenv, ...source };
 }
 
-export function parseEnv(raw: Record<string, string | undefined>): Env {
+function isLoopbackUrl(value: string | undefined): boolean {
+  if (!value) return false;
+  try {
+    const host = new URL(value).hostname;
+    return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The production rules, checked on the raw values so each offending variable is named once with the rule it breaks,
+ * together with whatever the schema finds. `localDefaults` is what `.env.example` holds: compared, never used.
+ */
+function productionProblems(
+  raw: Record<string, string | undefined>,
+  localDefaults: Record<string, string>,
+): Map<string, string> {
+  const problems = new Map<string, string>();
+  for (const name of PRODUCTION_REQUIRED) {
+    const value = raw[name];
+    if (value === undefined || value === "") problems.set(name, "is required in production and not set");
+    else if (localDefaults[name] !== undefined && value === localDefaults[name])
+      problems.set(name, "is the local default from .env.example; set your own value in production");
+  }
+  const insecureAllowed =
+    raw[ALLOW_INSECURE_LOCAL] === "1" && LOOPBACK_CHECKED.every((name) => isLoopbackUrl(raw[name]));
+  for (const name of PRODUCTION_HTTPS) {
+    const value = raw[name];
+    if (problems.has(name) || !value || insecureAllowed || value.startsWith("https://")) continue;
+    problems.set(
+      name,
+      raw[ALLOW_INSECURE_LOCAL] === "1"
+        ? `must be an https:// URL (${ALLOW_INSECURE_LOCAL}=1 only applies when every URL is loopback)`
+        : "must be an https:// URL in production",
+    );
+  }
+  return problems;
+}
+
+export function parseEnv(
+  raw: Record<string, string | undefined>,
+  localDefaults: Record<string, string> = readDotenv(EXAMPLE_FILE),
+): Env {
+  const problems = raw.NODE_ENV === "production" ? productionProblems(raw, localDefaults) : new Map<string, string>();
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    for (const issue of result.error.issues) {
+      const name = issue.path.join(".");
+      if (!problems.has(name)) problems.set(name, issue.message);
+    }
+  }
+  if (problems.size > 0 || !result.success) {
+    const lines = [...problems].map(([name, message]) => `  ${name}: ${message}`);
     throw new Error(`Invalid environment variables:\n${lines.join("\n")}`);
   }
   return result.data;

@@ -1,4 +1,5 @@
 import { Client, Receiver } from "@upstash/qstash";
+import type { Redis } from "@upstash/redis";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { getEnv } from "./env.server";
 import { releaseSingleton, singleton } from "./singleton.server";
@@ -46,7 +47,10 @@ export async function verifyQstashSignature(request: Request, body: string, url:
   try {
     await getReceiver().verify({ signature, body, url });
     if (decodeProtectedHeader(signature).alg !== "HS256") throw new InvalidSignatureError("algorithm is not HS256");
-    if (typeof decodeJwt(signature).exp !== "number") throw new InvalidSignatureError("token has no expiry");
+    const { exp, jti } = decodeJwt(signature);
+    if (typeof exp !== "number") throw new InvalidSignatureError("token has no expiry");
+    // QStash gives every delivery its own token id; without one a replay could not be told from a new delivery.
+    if (typeof jti !== "string" || jti === "") throw new InvalidSignatureError("token has no id (jti)");
   } catch (error) {
     if (error instanceof InvalidSignatureError) throw error;
     // The SDK's messages name the failed check (subject, body hash…) and never include a key, but after a failed
@@ -67,4 +71,27 @@ function claimProblem(token: string): string | undefined {
     return undefined;
   }
   return undefined;
+}
+
+/** Outside `quota:`, so nothing that scans the quota counters (the sync) ever meets these. */
+const SEEN_TOKEN_PREFIX = "qstash-token:";
+
+/**
+ * A signed token stays valid for minutes, so anyone who saw one (a proxy log, a leaked request) could otherwise
+ * send it again and start a run each time. The first delivery of a token id claims it, with Redis's own expiry
+ * set to what is left of the token's life: once the token has expired the signature check refuses it anyway.
+ * Returns false when the token was claimed before. Call only after `verifyQstashSignature` accepted the token.
+ */
+export async function claimDeliveryToken(redis: Pick<Redis, "set">, signature: string): Promise<boolean> {
+  const { jti, exp } = decodeJwt(signature);
+  const secondsLeft = Math.max(1, Math.ceil((exp ?? 0) - Date.now() / 1000));
+  return (await redis.set(`${SEEN_TOKEN_PREFIX}${jti}`, "1", { nx: true, ex: secondsLeft })) !== null;
+}
+
+/**
+ * Gives a token id back after its delivery failed: should QStash ever retry with the same token, the retry must run,
+ * or a failed sync would be acknowledged as a replay and never redone.
+ */
+export async function releaseDeliveryToken(redis: Pick<Redis, "del">, signature: string): Promise<void> {
+  await redis.del(`${SEEN_TOKEN_PREFIX}${decodeJwt(signature).jti}`);
 }

@@ -5,7 +5,7 @@ import { createScratchDatabase } from "../../scripts/lib/scratch-db";
 import { createApiKey } from "~/models/api-keys.server";
 import { importSheet } from "~/models/csv-import.server";
 import { createPrismaClient } from "~/utils/db.server";
-import { loadRawEnv } from "~/utils/env.server";
+import { ALLOW_INSECURE_LOCAL } from "~/utils/env.server";
 import { periodOf, quotaKey } from "~/utils/period";
 
 export const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -28,6 +28,24 @@ export interface MeteredSheet {
   close(): Promise<void>;
 }
 
+/**
+ * What a bench run with NODE_ENV=production must still set, since production never reads .env.example: QStash
+ * values of its own (the benches never publish; nothing listens on port 9) and a fresh session secret, plus the
+ * escape hatch that lets the built app use plain http on loopback (see env.server.ts). Callers add the database,
+ * Redis and APP_URL, all loopback.
+ */
+export function loopbackProductionSecrets(): Record<string, string> {
+  const secret = () => randomBytes(24).toString("base64url");
+  return {
+    QSTASH_URL: "http://127.0.0.1:9",
+    QSTASH_TOKEN: `bench_${secret()}`,
+    QSTASH_CURRENT_SIGNING_KEY: `sig_bench_${secret()}`,
+    QSTASH_NEXT_SIGNING_KEY: `sig_bench_${secret()}`,
+    SESSION_SECRET: secret(),
+    [ALLOW_INSECURE_LOCAL]: "1",
+  };
+}
+
 export async function createMeteredSheet(options: {
   /** Prefix of the scratch database's name. */
   dbPrefix: string;
@@ -37,7 +55,6 @@ export async function createMeteredSheet(options: {
   rows: number;
   log: (line: string) => void;
 }): Promise<MeteredSheet> {
-  const defaults = loadRawEnv();
   const scratch = await createScratchDatabase(PG_ADMIN_URL, options.dbPrefix);
   const direct = new IORedis(REDIS_URL, { db: options.redisDb });
   const db = createPrismaClient(scratch.url);
@@ -74,8 +91,7 @@ export async function createMeteredSheet(options: {
         DATABASE_URL: scratch.url,
         UPSTASH_REDIS_REST_URL: rest.url,
         UPSTASH_REDIS_REST_TOKEN: token,
-        QSTASH_URL: defaults.QSTASH_URL ?? "http://127.0.0.1:8080",
-        SESSION_SECRET: randomBytes(32).toString("base64url"),
+        ...loopbackProductionSecrets(),
       },
       rest,
       key,

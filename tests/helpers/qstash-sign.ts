@@ -15,6 +15,7 @@ export interface SignOptions {
   expiresIn?: number;
   notBeforeOffset?: number;
   omitExpiry?: boolean;
+  omitTokenId?: boolean;
   /** Hash this instead of `body`, to forge a signature for other content. */
   signedBody?: string;
 }
@@ -30,8 +31,8 @@ export async function signQstash(options: SignOptions): Promise<string> {
     .setIssuer(options.issuer ?? "Upstash")
     .setSubject(options.url)
     .setIssuedAt(now)
-    .setNotBefore(now + (options.notBeforeOffset ?? 0))
-    .setJti(`jwt_${randomUUID()}`);
+    .setNotBefore(now + (options.notBeforeOffset ?? 0));
+  if (!options.omitTokenId) jwt.setJti(`jwt_${randomUUID()}`);
   if (!options.omitExpiry) jwt.setExpirationTime(now + (options.expiresIn ?? 300));
   return jwt.sign(new TextEncoder().encode(options.key));
 }
