@@ -1,41 +1,57 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "@upstash/redis";
+import { UNKNOWN_CLIENT_ADDRESS } from "~/utils/client-address.server";
+import { admitAttempt } from "./attempt-throttle.server";
 
 /**
- * Failed log-ins are counted per email in Redis over a sliding window: after MAX_FAILED_LOGINS failures the email
- * is locked until the window expires, whatever password is tried, so guessing is capped at a few attempts per
- * quarter hour. A successful log-in clears the count. The key does not start with "quota:", so the usage sync
- * never sees it.
- *
- * The failures are a set of attempt ids, not an INCR'd number: the Redis transport resends a request whose reply
- * was lost, and adding the same attempt twice to a set changes nothing, where a resent INCR would lock the
- * account one attempt early. (The key's name changed with its type, so counters left by the old scheme simply
- * expire instead of meeting WRONGTYPE.)
+ * Log-in attempts are counted before the password is checked, so the limit caps argon2 work as well as guesses,
+ * in two buckets (see docs/decisions/0005-login-throttling.md):
+ * - per email and client address: 5 failures lock that email for that address only, so a stranger who knows an
+ *   owner's email cannot lock the owner out when the owner logs in from elsewhere;
+ * - per client address: 20 failures lock the address for every email, so spraying a common password over many
+ *   emails from one address is stopped too.
+ * An unknown email is counted exactly like a known one, so the throttle reveals no more than the form does.
+ * A successful log-in clears its email-and-address bucket and takes back its own attempt from the address bucket.
+ * No key starts with "quota:", so the usage sync never sees them.
  */
 export const MAX_FAILED_LOGINS = 5;
+export const MAX_FAILED_LOGINS_PER_ADDRESS = 20;
 export const LOCKOUT_SECONDS = 15 * 60;
 
-const keyFor = (email: string) => `login-failed-attempts:${email}`;
+// The key names changed with their meaning, so sets left by the per-email scheme simply expire.
+const emailAndAddressKey = (email: string, address: string) => `login-attempts:${address}:${email}`;
+const addressKey = (address: string) => `login-attempts-from:${address}`;
 
-export interface LoginLock {
-  locked: boolean;
-  retryAfterSeconds: number;
-}
+export type LoginAdmission =
+  | { admitted: true; attemptId: string }
+  | { admitted: false; retryAfterSeconds: number; lockedFor: "email" | "address" };
 
 /** Throws when Redis cannot answer in time; the caller refuses the log-in rather than skip the throttle. */
-export async function checkLoginLock(redis: Redis, email: string): Promise<LoginLock> {
-  const [failures, ttl] = await redis.pipeline().scard(keyFor(email)).ttl(keyFor(email)).exec<[number, number]>();
-  const locked = failures >= MAX_FAILED_LOGINS;
-  return { locked, retryAfterSeconds: locked ? Math.max(ttl, 1) : 0 };
+export async function admitLoginAttempt(redis: Redis, email: string, address: string): Promise<LoginAdmission> {
+  const attemptId = randomUUID();
+  const perEmail = { key: emailAndAddressKey(email, address), limit: MAX_FAILED_LOGINS };
+  const perAddress = { key: addressKey(address), limit: MAX_FAILED_LOGINS_PER_ADDRESS };
+  // Without a trusted client address the address bucket would be one bucket for every visitor, and 20 failures by
+  // anyone would stop log-in for everyone; the per-email limit still holds (TRUST_PROXY turns the rest on).
+  const buckets = address === UNKNOWN_CLIENT_ADDRESS ? [perEmail] : [perEmail, perAddress];
+  const admission = await admitAttempt(redis, attemptId, buckets, LOCKOUT_SECONDS);
+  if (admission.admitted) return { admitted: true, attemptId };
+  return {
+    admitted: false,
+    retryAfterSeconds: admission.retryAfterSeconds,
+    lockedFor: admission.refusedBy === perEmail ? "email" : "address",
+  };
 }
 
-export async function recordFailedLogin(redis: Redis, email: string): Promise<void> {
+/** After the right password: DEL and SREM are idempotent, so a resend of this transaction changes nothing. */
+export async function recordSuccessfulLogin(
+  redis: Redis,
+  email: string,
+  address: string,
+  attemptId: string,
+): Promise<void> {
   const tx = redis.multi();
-  tx.sadd(keyFor(email), randomUUID());
-  tx.expire(keyFor(email), LOCKOUT_SECONDS, "NX");
+  tx.del(emailAndAddressKey(email, address));
+  tx.srem(addressKey(address), attemptId);
   await tx.exec();
-}
-
-export async function clearFailedLogins(redis: Redis, email: string): Promise<void> {
-  await redis.del(keyFor(email));
 }

@@ -3,9 +3,10 @@ import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
-import { checkLoginLock, clearFailedLogins, recordFailedLogin } from "~/models/login-throttle.server";
+import { admitLoginAttempt, recordSuccessfulLogin } from "~/models/login-throttle.server";
 import { normalizeEmail, verifyLogin } from "~/models/user.server";
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from "~/utils/database-outage.server";
+import { clientAddress } from "~/utils/client-address.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
@@ -36,21 +37,24 @@ export async function action({ request }: ActionFunctionArgs) {
   if (!parsed.success) return data<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
 
   const email = normalizeEmail(parsed.data.email);
+  const address = clientAddress(request);
   const redis = getRedis();
-  const lock = await checkLoginLock(redis, email).catch((error: unknown) => {
+  // Counted before the password is checked, so concurrent guesses cannot all slip past the limit.
+  const admission = await admitLoginAttempt(redis, email, address).catch((error: unknown) => {
     console.error("log-in: the throttle (Redis) could not be read:", error);
     return undefined;
   });
-  if (!lock) return throttleUnavailable();
-  if (lock.locked) {
-    const minutes = Math.ceil(lock.retryAfterSeconds / 60);
+  if (!admission) return throttleUnavailable();
+  if (!admission.admitted) {
+    const minutes = Math.ceil(admission.retryAfterSeconds / 60);
+    const from = admission.lockedFor === "email" ? "for this email" : "from your network";
     return data<ActionData>(
       {
         errors: {
-          form: `Too many failed log-ins for this email. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+          form: `Too many failed log-ins ${from}. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
         },
       },
-      { status: 429, headers: { "Retry-After": String(lock.retryAfterSeconds) } },
+      { status: 429, headers: { "Retry-After": String(admission.retryAfterSeconds) } },
     );
   }
   let user;
@@ -65,18 +69,10 @@ export async function action({ request }: ActionFunctionArgs) {
     );
   }
   if (!user) {
-    const recorded = await recordFailedLogin(redis, email).then(
-      () => true,
-      (error: unknown) => {
-        console.error("log-in: a failed attempt could not be recorded (Redis):", error);
-        return false;
-      },
-    );
-    if (!recorded) return throttleUnavailable();
     return data<ActionData>({ errors: { form: "That email and password do not match an account." } }, { status: 400 });
   }
   // The password was right: a stale failure count only shortens this user's next allowance, so it does not block.
-  await clearFailedLogins(redis, email).catch((error: unknown) => {
+  await recordSuccessfulLogin(redis, email, address, admission.attemptId).catch((error: unknown) => {
     console.error("log-in: failed attempts could not be cleared (Redis):", error);
   });
   return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));

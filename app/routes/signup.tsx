@@ -3,9 +3,12 @@ import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useNavigation, useSearchParams } from "@remix-run/react";
 import { z } from "zod";
 import { Field, FormError, primaryButton } from "~/components/forms";
+import { admitSignupAttempt } from "~/models/signup-throttle.server";
 import { createUser, EmailTakenError } from "~/models/user.server";
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from "~/utils/database-outage.server";
+import { clientAddress } from "~/utils/client-address.server";
 import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
 
@@ -22,6 +25,21 @@ export async function action({ request }: ActionFunctionArgs) {
   const form = await request.formData();
   const parsed = signupSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
+  // Counted before the password is hashed; like log-in, a sign-up that cannot be throttled is refused.
+  const admission = await admitSignupAttempt(getRedis(), clientAddress(request)).catch((error: unknown) => {
+    console.error("signup: the throttle (Redis) could not be read:", error);
+    return undefined;
+  });
+  if (!admission?.admitted) {
+    const retryAfterSeconds = admission ? admission.retryAfterSeconds : 60;
+    const message = admission
+      ? `Too many sign-ups from your network. Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`
+      : "We can't create accounts right now; nothing was created. Try again in a minute.";
+    return data(
+      { errors: { form: message } as Record<string, string> },
+      { status: admission ? 429 : 503, headers: { "Retry-After": String(retryAfterSeconds) } },
+    );
+  }
   try {
     const user = await createUser(getDb(), parsed.data);
     return createUserSession(request, user.id, safeRedirect(form.get("redirectTo")));

@@ -61,6 +61,9 @@ const schema = z
     SYNC_TIME_BUDGET_MS: z.coerce.number().int().min(100).max(300_000).default(8000),
     APP_URL: z.url().transform((url) => url.replace(/\/+$/, "")),
     SESSION_SECRET: z.string().min(32, "must be at least 32 characters"),
+    // How many proxies in front of the app append to X-Forwarded-For; the log-in and sign-up throttles count the
+    // client address they name (client-address.server.ts). 0: no address is trusted, every client shares one key.
+    TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
   })
   .superRefine((env, ctx) => {
     // Also caught below when .env.example is at hand; a deployment may ship without it, this prefix travels anyway.
