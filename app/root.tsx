@@ -5,6 +5,7 @@ import { AppHeader } from "~/components/app-header";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import stylesheet from "~/tailwind.css";
 import { getOptionalUser } from "~/auth/session-user.server";
+import { useNonce } from "~/utils/nonce";
 
 export const links: LinksFunction = () => [
   { rel: "stylesheet", href: stylesheet },
@@ -24,6 +25,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 export function Layout({ children }: { children: ReactNode }) {
   // The root loader has no data when the error boundary renders after it failed; the header then shows no user.
   const data = useRouteLoaderData<typeof loader>("root");
+  const nonce = useNonce();
   return (
     <html lang="en" className="h-full">
       <head>
@@ -35,8 +37,8 @@ export function Layout({ children }: { children: ReactNode }) {
       <body className="min-h-full bg-slate-50 text-slate-900 antialiased">
         <AppHeader email={data?.user?.email ?? null} />
         <main className="mx-auto w-full max-w-5xl px-4 py-6 sm:px-6">{children}</main>
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

@@ -3,12 +3,11 @@ import { methodNotAllowed } from "~/api/problem.server";
 import { handleUsageRequest } from "~/api/usage-request.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 /** `GET /api/v1/usage` — the key owner's usage this month; consumes nothing. See docs/api.md. */
-export function loader({ request }: LoaderFunctionArgs) {
-  return handleUsageRequest({ redis: getRedis(), db: getDb() }, request);
-}
+export const loader = withSecurityHeaders(({ request }: LoaderFunctionArgs) =>
+  handleUsageRequest({ redis: getRedis(), db: getDb() }, request),
+);
 
-export function action() {
-  return methodNotAllowed(["GET"]);
-}
+export const action = withSecurityHeaders(() => methodNotAllowed(["GET"]));
