@@ -1,12 +1,13 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { redirect } from "@remix-run/node";
+import { assertSameOrigin } from "~/utils/request-guard.server";
 import { logout } from "~/utils/session.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
-export function action({ request }: ActionFunctionArgs) {
+export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs) => {
+  assertSameOrigin(request);
   return logout(request);
-}
+});
 
 // Logging out changes state, so it is a POST; a GET (a prefetch, a pasted link) only goes home.
-export function loader() {
-  return redirect("/");
-}
+export const loader = withSecurityHeaders(() => redirect("/"));
