@@ -1,11 +1,16 @@
 import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, useRouteLoaderData } from "@remix-run/react";
 import type { ReactNode } from "react";
+import { z } from "zod";
 import { AppHeader } from "~/components/app-header";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import stylesheet from "~/tailwind.css";
 import { getOptionalUser } from "~/auth/session-user.server";
 import { useNonce } from "~/utils/nonce";
+
+// zod probes for `new Function` the first time it builds an object schema, which the CSP (rightly) refuses and
+// reports as a violation; jitless mode skips the probe. The root module is evaluated before any route's schemas.
+if (typeof document !== "undefined") z.config({ jitless: true });
 
 export const links: LinksFunction = () => [
   { rel: "stylesheet", href: stylesheet },
