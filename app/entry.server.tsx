@@ -6,6 +6,7 @@ import { isbot } from "isbot";
 import { renderToPipeableStream } from "react-dom/server";
 import { getEnv } from "~/utils/env.server";
 import { NonceProvider } from "~/utils/nonce";
+import { crossSiteRefusal, isSameOrigin } from "~/utils/request-guard.server";
 import { applySecurityHeaders, createNonce } from "~/utils/security-headers.server";
 
 // Validate the configuration when the server starts, so a bad variable stops the deploy instead of a request.
@@ -23,8 +24,15 @@ export default function handleRequest(
 ) {
   // Bots get the whole document at once; browsers get it streamed as soon as the shell is ready.
   const readyEvent = isbot(request.headers.get("user-agent") ?? "") ? "onAllReady" : "onShellReady";
+  const production = getEnv().NODE_ENV === "production";
+  if (request.method !== "GET" && request.method !== "HEAD" && !isSameOrigin(request)) {
+    // A cross-site form post: Remix refuses it before our action's guard runs, but as a bare 500.
+    const refusal = crossSiteRefusal();
+    applySecurityHeaders(refusal.headers, { production });
+    return refusal;
+  }
   const nonce = createNonce();
-  applySecurityHeaders(responseHeaders, { nonce, production: getEnv().NODE_ENV === "production" });
+  applySecurityHeaders(responseHeaders, { nonce, production });
   return new Promise<Response>((resolve, reject) => {
     let shellRendered = false;
     const document = (
@@ -60,7 +68,10 @@ export default function handleRequest(
 
 // Data requests (`*.data` under single fetch) and their errors and redirects pass through here; resource routes do
 // not, and set the same headers through `withSecurityHeaders` (app/utils/resource-route.server.ts).
-export const handleDataRequest: HandleDataRequestFunction = (response) => {
+export const handleDataRequest: HandleDataRequestFunction = (response, { request }) => {
+  // Remix's own check refuses a `.data` action whose Origin differs from Host before our action runs, but answers
+  // with a bare 500; a cross-site mutation gets the same designed 403 here as everywhere else.
+  if (request.method !== "GET" && request.method !== "HEAD" && !isSameOrigin(request)) response = crossSiteRefusal();
   applySecurityHeaders(response.headers, { production: getEnv().NODE_ENV === "production" });
   return response;
 };

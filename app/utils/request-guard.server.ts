@@ -30,13 +30,22 @@ class BodyTooLargeError extends Error {
  * request with neither comes from no browser, so it carries no ambient cookie an attacker could borrow.
  */
 export function assertSameOrigin(request: Request): void {
-  const appOrigin = new URL(getEnv().APP_URL).origin;
+  if (isSameOrigin(request)) return;
   const origin = request.headers.get("Origin");
   const site = request.headers.get("Sec-Fetch-Site");
-  const sameOrigin = origin !== null ? origin === appOrigin : site === null || site === "same-origin";
-  if (sameOrigin) return;
   console.warn(JSON.stringify({ event: "csrf.refused", path: new URL(request.url).pathname, origin, site }));
-  throw new Response(
+  throw crossSiteRefusal();
+}
+
+export function isSameOrigin(request: Request): boolean {
+  const origin = request.headers.get("Origin");
+  const site = request.headers.get("Sec-Fetch-Site");
+  return origin !== null ? origin === new URL(getEnv().APP_URL).origin : site === null || site === "same-origin";
+}
+
+/** The designed 403, as a page's error boundary shows it. */
+export function crossSiteRefusal(): Response {
+  return new Response(
     "This form was sent from another site, so we did not act on it. If you sent it yourself, reload this page and " +
       "try again from here.",
     { status: 403, headers: { "Content-Type": "text/plain; charset=utf-8" } },
@@ -54,7 +63,7 @@ export async function readPageForm(request: Request): Promise<FormData> {
     throw new Response(
       `This form sent more than ${FORM_BODY_LIMIT_BYTES / 1024} KB, far more than any of our forms needs, so we ` +
         "did not read it. Reload the page and fill it in again.",
-      { status: 413, headers: { "Content-Type": "text/plain; charset=utf-8", Connection: "close" } },
+      { status: 413, headers: { "Content-Type": "text/plain; charset=utf-8" } },
     );
   }
   const contentType = request.headers.get("Content-Type") ?? "application/x-www-form-urlencoded";
@@ -102,15 +111,12 @@ export async function readBoundedText(request: Request, limit: number): Promise<
     return new TextDecoder().decode(await readBoundedBytes(request, limit));
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error;
-    throw problem(
-      {
-        status: 413,
-        type: "body-too-large",
-        title: "Body too large",
-        detail: `This endpoint accepts at most ${limit} bytes; the body was not read.`,
-      },
-      { Connection: "close" },
-    );
+    throw problem({
+      status: 413,
+      type: "body-too-large",
+      title: "Body too large",
+      detail: `This endpoint accepts at most ${limit} bytes; the body was not read.`,
+    });
   }
 }
 
@@ -146,16 +152,25 @@ function countedBody(request: Request, limit: number): CountedBody | null {
   const declared = Number(request.headers.get("Content-Length") ?? 0);
   if (declared > limit) throw new BodyTooLargeError(limit);
   if (!request.body) return null;
+  const source = request.body.getReader();
   let seen = 0;
-  // Erroring the transform cancels the source, so the rest of an oversize body is discarded, never buffered.
-  const stream = request.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        seen += chunk.byteLength;
-        if (seen > limit) controller.error(new BodyTooLargeError(limit));
-        else controller.enqueue(chunk);
-      },
-    }),
-  );
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await source.read();
+      if (next.done) return controller.close();
+      seen += next.value.byteLength;
+      if (seen > limit) {
+        // Released, not cancelled: cancelling destroys the socket, and the client would read a connection reset
+        // instead of our 413. The unread rest waits under TCP back-pressure; none of it is buffered here.
+        source.releaseLock();
+        controller.error(new BodyTooLargeError(limit));
+        return;
+      }
+      controller.enqueue(next.value);
+    },
+    cancel(reason) {
+      return source.cancel(reason);
+    },
+  });
   return { stream, exceeded: () => seen > limit };
 }
