@@ -25,12 +25,6 @@ export default function handleRequest(
   // Bots get the whole document at once; browsers get it streamed as soon as the shell is ready.
   const readyEvent = isbot(request.headers.get("user-agent") ?? "") ? "onAllReady" : "onShellReady";
   const production = getEnv().NODE_ENV === "production";
-  if (request.method !== "GET" && request.method !== "HEAD" && !isSameOrigin(request)) {
-    // A cross-site form post: Remix refuses it before our action's guard runs, but as a bare 500.
-    const refusal = crossSiteRefusal();
-    applySecurityHeaders(refusal.headers, { production });
-    return refusal;
-  }
   const nonce = createNonce();
   applySecurityHeaders(responseHeaders, { nonce, production });
   return new Promise<Response>((resolve, reject) => {
