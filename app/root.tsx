@@ -1,10 +1,16 @@
 import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, useRouteLoaderData } from "@remix-run/react";
 import type { ReactNode } from "react";
+import { z } from "zod";
 import { AppHeader } from "~/components/app-header";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import stylesheet from "~/tailwind.css";
 import { getOptionalUser } from "~/auth/session-user.server";
+import { useNonce } from "~/utils/nonce";
+
+// zod probes for `new Function` the first time it builds an object schema, which the CSP (rightly) refuses and
+// reports as a violation; jitless mode skips the probe. The root module is evaluated before any route's schemas.
+if (typeof document !== "undefined") z.config({ jitless: true });
 
 export const links: LinksFunction = () => [
   { rel: "stylesheet", href: stylesheet },
@@ -24,6 +30,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 export function Layout({ children }: { children: ReactNode }) {
   // The root loader has no data when the error boundary renders after it failed; the header then shows no user.
   const data = useRouteLoaderData<typeof loader>("root");
+  const nonce = useNonce();
   return (
     <html lang="en" className="h-full">
       <head>
@@ -35,8 +42,8 @@ export function Layout({ children }: { children: ReactNode }) {
       <body className="min-h-full bg-slate-50 text-slate-900 antialiased">
         <AppHeader email={data?.user?.email ?? null} />
         <main className="mx-auto w-full max-w-5xl px-4 py-6 sm:px-6">{children}</main>
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

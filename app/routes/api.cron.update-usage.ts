@@ -7,7 +7,9 @@ import { getBulkDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { claimDeliveryToken, getQstash, releaseDeliveryToken, verifyQstashSignature } from "~/utils/qstash.server";
+import { CRON_BODY_LIMIT_BYTES, readBoundedText } from "~/utils/request-guard.server";
 import { getSyncRedis } from "~/utils/redis.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 const deliverySchema = z.union([
   z.object({ runId: z.string().min(1), step: z.number().int().min(1) }).strict(),
@@ -19,13 +21,13 @@ const deliverySchema = z.union([
  * (body `{ runId, step }`). Only QStash can call it: the signature covers the URL and the exact body. See
  * docs/sync.md.
  */
-export async function action({ request }: ActionFunctionArgs) {
+export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs) => {
   if (request.method !== "POST") return methodNotAllowed(["POST"]);
   const env = getEnv();
   const url = env.APP_URL + SYNC_ROUTE_PATH;
   const messageId = request.headers.get("Upstash-Message-Id");
   // The signature covers these exact bytes: read them before anything parses (and possibly re-serialises) them.
-  const body = await request.text();
+  const body = await readBoundedText(request, CRON_BODY_LIMIT_BYTES);
 
   try {
     await verifyQstashSignature(request, body, url);
@@ -58,7 +60,7 @@ export async function action({ request }: ActionFunctionArgs) {
   const response = await runDelivery(body, { url, messageId, budgetMs: env.SYNC_TIME_BUDGET_MS });
   if (!response.ok) await releaseDeliveryToken(redis, signature).catch(() => {});
   return response;
-}
+});
 
 async function runDelivery(
   body: string,
@@ -132,9 +134,7 @@ async function runDelivery(
   return Response.json(result);
 }
 
-export function loader() {
-  return methodNotAllowed(["POST"]);
-}
+export const loader = withSecurityHeaders(() => methodNotAllowed(["POST"]));
 
 function unavailable(detail: string) {
   return problem({ status: 503, type: "sync-unavailable", title: "Sync unavailable", detail }, { "Retry-After": "30" });

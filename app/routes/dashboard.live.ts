@@ -4,6 +4,7 @@ import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { getOptionalUser } from "~/auth/session-user.server";
 import { liveUsageFrom } from "~/dashboard/live-usage.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 /**
  * GET /dashboard/live: the signed-in customer's live count, polled by the dashboard every few seconds. Reads
@@ -12,7 +13,7 @@ import { liveUsageFrom } from "~/dashboard/live-usage.server";
  */
 const noStore = { "Cache-Control": "private, no-store" };
 
-export async function loader({ request }: LoaderFunctionArgs) {
+export const loader = withSecurityHeaders(async ({ request }: LoaderFunctionArgs) => {
   const user = await getOptionalUser(request).catch((error: unknown) => {
     console.error("dashboard live: user lookup failed:", error);
     return undefined;
@@ -31,4 +32,4 @@ export async function loader({ request }: LoaderFunctionArgs) {
     console.error("dashboard live: reading usage failed:", error);
     return Response.json({ error: "Live usage is unavailable right now." }, { status: 503, headers: noStore });
   }
-}
+});

@@ -1,12 +1,13 @@
 import { checkHealth, type DependencyState } from "~/models/health.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 /**
  * `GET /healthz` — for load balancers and status pages, so public: it says which part is down, never why. Driver
  * messages name hosts, ports, users and versions, which help an attacker more than a probe; they go to the log.
  */
-export async function loader() {
+export const loader = withSecurityHeaders(async () => {
   const health = await checkHealth(getDb(), getRedis());
   const parts = { postgres: health.postgres, redis: health.redis };
   const down = Object.entries(parts)
@@ -25,7 +26,7 @@ export async function loader() {
     },
     { status: health.ok ? 200 : 503, headers: { "Cache-Control": "no-store" } },
   );
-}
+});
 
 function publicState(state: DependencyState) {
   return state.ok ? state : { ok: false };

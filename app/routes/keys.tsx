@@ -15,6 +15,7 @@ import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { formatDateTime } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
 import { requireUser } from "~/auth/session-user.server";
+import { readPageForm } from "~/utils/request-guard.server";
 
 export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
 
@@ -49,7 +50,7 @@ type ActionData =
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
     const user = await requireUser(request);
-    const form = await request.formData();
+    const form = await readPageForm(request);
     const intent = form.get("intent");
     if (intent === "create") {
       const name = nameSchema.safeParse(form.get("name") ?? "");

@@ -11,6 +11,7 @@ import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors } from "~/utils/validation";
+import { readPageForm } from "~/utils/request-guard.server";
 
 export const meta: MetaFunction = () => [{ title: "Log in · Sheetmeter" }];
 
@@ -32,7 +33,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 }
 
 export async function action({ request }: ActionFunctionArgs) {
-  const form = await request.formData();
+  const form = await readPageForm(request);
   const parsed = loginSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return data<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
 

@@ -1,9 +1,12 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { redirect } from "@remix-run/node";
 import { databaseUnavailablePage, isDatabaseUnavailable } from "~/utils/database-outage.server";
+import { assertSameOrigin } from "~/utils/request-guard.server";
 import { logout } from "~/utils/session.server";
+import { withSecurityHeaders } from "~/utils/resource-route.server";
 
-export async function action({ request }: ActionFunctionArgs) {
+export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs) => {
+  assertSameOrigin(request);
   try {
     return await logout(request);
   } catch (error) {
@@ -14,9 +17,7 @@ export async function action({ request }: ActionFunctionArgs) {
       "We could not log you out because our database is not answering, so this session is still open. Please try again in a minute.",
     );
   }
-}
+});
 
 // Logging out changes state, so it is a POST; a GET (a prefetch, a pasted link) only goes home.
-export function loader() {
-  return redirect("/");
-}
+export const loader = withSecurityHeaders(() => redirect("/"));

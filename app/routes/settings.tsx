@@ -13,6 +13,7 @@ import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
 import { formatDateTime } from "~/utils/format";
 import { fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
+import { readPageForm } from "~/utils/request-guard.server";
 
 export const meta: MetaFunction = () => [{ title: "Settings · Sheetmeter" }];
 
@@ -46,7 +47,7 @@ type ActionData =
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
     const { user, sessionId } = await requireUserSession(request);
-    const form = await request.formData();
+    const form = await readPageForm(request);
     const intent = form.get("intent");
     const db = getDb();
     if (intent === "logout-others") {

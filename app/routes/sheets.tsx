@@ -1,11 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import {
-  data,
-  MaxPartSizeExceededError,
-  redirect,
-  unstable_createMemoryUploadHandler,
-  unstable_parseMultipartFormData,
-} from "@remix-run/node";
+import { data, redirect } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { FormError, primaryButton } from "~/components/forms";
 import { PageHeader } from "~/components/app-shell";
@@ -19,6 +13,7 @@ import { getBulkDb, getDb } from "~/utils/db.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
+import { readPageForm, readUploadForm } from "~/utils/request-guard.server";
 import { formatCount, formatDate } from "~/utils/format";
 import type { CellValue } from "~/utils/sheet-cells";
 import { requireUser } from "~/auth/session-user.server";
@@ -53,27 +48,14 @@ export function action({ request }: ActionFunctionArgs) {
     const user = await requireUser(request);
     const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
     if (!isUpload) {
-      const form = await request.formData();
+      const form = await readPageForm(request);
       if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
       await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
       return redirect("/sheets");
     }
 
-    // Refuse an oversize upload before reading it, when the client says how big it is; the upload handler's own
-    // limit catches bodies that do not.
-    if (Number(request.headers.get("Content-Length") ?? 0) > MAX_UPLOAD_BODY_BYTES) {
-      return data<ActionData>({ error: tooLarge }, { status: 413 });
-    }
-    let form: FormData;
-    try {
-      form = await unstable_parseMultipartFormData(
-        request,
-        unstable_createMemoryUploadHandler({ maxPartSize: MAX_CSV_BYTES }),
-      );
-    } catch (error) {
-      if (error instanceof MaxPartSizeExceededError) return data<ActionData>({ error: tooLarge }, { status: 413 });
-      throw error;
-    }
+    const form = await readUploadForm(request, { maxBodyBytes: MAX_UPLOAD_BODY_BYTES, maxFileBytes: MAX_CSV_BYTES });
+    if (!form) return data<ActionData>({ error: tooLarge }, { status: 413 });
     const file = form.get("file");
     if (!(file instanceof File) || file.size === 0) {
       return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });

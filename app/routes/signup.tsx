@@ -11,6 +11,7 @@ import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
+import { readPageForm } from "~/utils/request-guard.server";
 
 export const meta: MetaFunction = () => [{ title: "Sign up · Sheetmeter" }];
 
@@ -22,7 +23,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 }
 
 export async function action({ request }: ActionFunctionArgs) {
-  const form = await request.formData();
+  const form = await readPageForm(request);
   const parsed = signupSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
   // Counted before the password is hashed; like log-in, a sign-up that cannot be throttled is refused.
