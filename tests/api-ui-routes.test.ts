@@ -2,27 +2,18 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { MAX_CSV_BYTES } from "~/models/csv-import.server";
 import { action as keysAction, loader as keysLoader } from "~/routes/keys";
 import { action as sheetsAction, loader as sheetsLoader } from "~/routes/sheets";
-import { action as signupAction } from "~/routes/signup";
 import { loader as sheetApiLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { getDb } from "~/utils/db.server";
 import { createTestSheet, createTestUser } from "./factories";
-import { cookieFrom, formRequest, getRequest, settle, TEST_ORIGIN } from "./helpers/requests";
+import { formRequest, getRequest, settle, TEST_ORIGIN } from "./helpers/requests";
+import { signUpThroughForm } from "./helpers/sign-up";
 
 /** The /sheets and /keys pages' loaders and actions, as the browser would drive them. */
 let cookie: string;
 let userId: string;
 
 beforeAll(async () => {
-  const email = `ui-${Date.now()}@example.com`;
-  const response = await settle(
-    signupAction({
-      request: formRequest("/signup", { email, password: "a long enough password" }),
-      params: {},
-      context: {},
-    }),
-  );
-  cookie = cookieFrom(response);
-  ({ id: userId } = await getDb().user.findUniqueOrThrow({ where: { email }, select: { id: true } }));
+  ({ cookie, userId } = await signUpThroughForm("ui"));
 });
 
 function upload(file: Blob | null, fileName = "people.csv", name = "") {

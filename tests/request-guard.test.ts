@@ -7,7 +7,8 @@ import { action as logoutAction } from "~/routes/logout";
 import { action as sheetsAction } from "~/routes/sheets";
 import { action as signupAction } from "~/routes/signup";
 import { getDb } from "~/utils/db.server";
-import { cookieFrom, formRequest, settle, TEST_ORIGIN } from "./helpers/requests";
+import { formRequest, settle, TEST_ORIGIN } from "./helpers/requests";
+import { signUpThroughForm } from "./helpers/sign-up";
 
 /**
  * Issue 11's CSRF and body-size probes, replayed against the actions: a cross-site POST with the victim's cookie
@@ -17,16 +18,7 @@ let cookie: string;
 let userId: string;
 
 beforeAll(async () => {
-  const email = `guard-${Date.now()}@example.com`;
-  const response = await settle(
-    signupAction({
-      request: formRequest("/signup", { email, password: "a long enough password" }),
-      params: {},
-      context: {},
-    }),
-  );
-  cookie = cookieFrom(response);
-  ({ id: userId } = await getDb().user.findUniqueOrThrow({ where: { email }, select: { id: true } }));
+  ({ cookie, userId } = await signUpThroughForm("guard"));
 });
 
 function crossSite(request: Request): Request {
