@@ -2,8 +2,8 @@ import { Client as QstashClient } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
 import { refreshApiKeyCacheForUser } from "../app/models/api-keys.server";
 import { loadRawEnv } from "../app/utils/env.server";
-import { hourBucket, periodOf } from "../app/utils/period";
-import { expect, test, uniqueEmail } from "./fixtures";
+import { hourBucket } from "../app/utils/period";
+import { expect, seedHourlyHistory, test, uniqueEmail } from "./fixtures";
 
 const CSV = ["sku,name,price", "A-1,Anvil,120", "B-2,Bucket,7.5", "C-3,Crate,19"].join("\n");
 const LIVE_TIMEOUT = 12_000;
@@ -162,13 +162,7 @@ test("the chart range lives in the URL and is reachable from the keyboard", asyn
   db,
 }) => {
   // Two days of history so every range has points to draw.
-  const now = hourBucket(new Date());
-  await db.usageSnapshot.createMany({
-    data: Array.from({ length: 48 }, (_, i) => {
-      const hour = new Date(now.getTime() - (47 - i) * 3_600_000);
-      return { userId: user.id, period: periodOf(hour), hour, used: (i + 1) * 5 };
-    }),
-  });
+  await seedHourlyHistory(db, user.id, 48, 5);
 
   await page.goto("/dashboard?range=nonsense");
   const chart = page.getByTestId("usage-chart");

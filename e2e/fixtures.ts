@@ -1,5 +1,6 @@
 import { test as base, expect, type Page } from "@playwright/test";
 import { createPrismaClient, type Db } from "../app/utils/db.server";
+import { HOUR_MS, hourBucket, periodOf } from "../app/utils/period";
 import { createUserSession } from "../app/utils/session.server";
 import { createTestUser, type TestUser, uniqueTestEmail } from "../tests/factories";
 
@@ -61,5 +62,16 @@ export const test = base.extend<{ user: TestUser; loggedInPage: Page }, { db: Db
     await use(page);
   },
 });
+
+/** `hours` of persisted hourly usage up to this hour, growing by `perHour` each hour, so the chart has points to draw. */
+export async function seedHourlyHistory(db: Db, userId: string, hours: number, perHour: number): Promise<void> {
+  const now = hourBucket(new Date());
+  await db.usageSnapshot.createMany({
+    data: Array.from({ length: hours }, (_, i) => {
+      const hour = new Date(now.getTime() - (hours - 1 - i) * HOUR_MS);
+      return { userId, period: periodOf(hour), hour, used: (i + 1) * perHour };
+    }),
+  });
+}
 
 export { expect };

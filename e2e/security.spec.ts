@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { Page } from "@playwright/test";
-import { hourBucket, periodOf } from "../app/utils/period";
-import { expect, test } from "./fixtures";
+import { expect, seedHourlyHistory, test } from "./fixtures";
 
 /**
  * Issue 11, in a real browser against the built server: every page works under the CSP without a single
@@ -56,13 +55,7 @@ test("the signed-in pages, the chart and the forms run under the CSP without a v
   user,
   db,
 }) => {
-  const now = hourBucket(new Date());
-  await db.usageSnapshot.createMany({
-    data: Array.from({ length: 24 }, (_, i) => {
-      const hour = new Date(now.getTime() - (23 - i) * 3_600_000);
-      return { userId: user.id, period: periodOf(hour), hour, used: (i + 1) * 3 };
-    }),
-  });
+  await seedHourlyHistory(db, user.id, 24, 3);
   const problems = await watchForViolations(page);
 
   const dashboard = await page.goto("/dashboard");

@@ -37,13 +37,7 @@ export function createPrismaClient(databaseUrl: string, timeouts: DbTimeouts = D
 
 /** The client for request paths: every query ends within the request deadline, answered or not. */
 export function getDb(): PrismaClient {
-  return singleton(DB, () => {
-    const env = getEnv();
-    return createPrismaClient(env.DATABASE_URL, {
-      connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
-      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    });
-  });
+  return singleton(DB, () => createConfiguredClient("DATABASE_STATEMENT_TIMEOUT_MS"));
 }
 
 /**
@@ -51,12 +45,16 @@ export function getDb(): PrismaClient {
  * request may wait. A pool of its own, so a long import never holds a connection that page loads wait for.
  */
 export function getBulkDb(): PrismaClient {
-  return singleton(BULK_DB, () => {
-    const env = getEnv();
-    return createPrismaClient(env.DATABASE_URL, {
-      connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
-      statementTimeoutMs: env.DATABASE_BULK_STATEMENT_TIMEOUT_MS,
-    });
+  return singleton(BULK_DB, () => createConfiguredClient("DATABASE_BULK_STATEMENT_TIMEOUT_MS"));
+}
+
+function createConfiguredClient(
+  statementTimeout: "DATABASE_STATEMENT_TIMEOUT_MS" | "DATABASE_BULK_STATEMENT_TIMEOUT_MS",
+): PrismaClient {
+  const env = getEnv();
+  return createPrismaClient(env.DATABASE_URL, {
+    connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: env[statementTimeout],
   });
 }
 
