@@ -67,6 +67,7 @@ beforeAll(async () => {
     currentSigningKey,
     nextSigningKey,
     retryDelayMs: () => 20,
+    maxRetryDelayMs: 100,
     log: (line) => logLines.push(line),
   });
   client = new Client({ baseUrl: qstash.url, token, devMode: false, enableTelemetry: false, retry: false });

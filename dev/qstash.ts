@@ -4,19 +4,21 @@ import { HttpError } from "./http-error";
 import { createDeduplication } from "./qstash/deduplication";
 import { createDeliveryQueue, type MessageInfo } from "./qstash/delivery";
 import { createQstashRoutes } from "./qstash/http-api";
+import { MAX_RETRY_DELAY_MS, qstashBackoff } from "./qstash/retry-policy";
 import { createScheduleBook, type ScheduleInfo } from "./qstash/schedules";
 import { createDeliverySigner } from "./qstash/signing";
 
 export type { DeliveryAttempt, MessageInfo, MessageState } from "./qstash/delivery";
 export type { ScheduleInfo } from "./qstash/schedules";
 export { parseDuration } from "./qstash/publish-request";
+export { qstashBackoff, quickBackoff } from "./qstash/retry-policy";
 
 /**
  * A local stand-in for the part of QStash's REST API that the app reaches through `@upstash/qstash`'s `Client`:
- * publish (`POST /v2/publish/<url>`) and schedules (`/v2/schedules`). It delivers messages the way QStash does —
- * the original body and forwarded headers, an `Upstash-Signature` JWT that the SDK's `Receiver` verifies, retries
- * with backoff on non-2xx under the same message id — so the cron route is exercised locally exactly as in
- * production. Everything lives in memory; schedules are re-created by `npm run dev` at each start.
+ * publish (`POST /v2/publish/<url>`), messages (`GET /v2/messages/<id>`) and schedules (`/v2/schedules`). It delivers
+ * messages the way QStash does — the original body and forwarded headers, an `Upstash-Signature` JWT that the SDK's
+ * `Receiver` verifies, retries under the same message id spaced as QStash spaces them, signed callbacks and failure
+ * callbacks — so the cron route is exercised locally exactly as in production. Everything lives in memory; schedules are re-created by `npm run dev` at each start.
  *
  * This file only assembles the server; each concern has its module under `dev/qstash/`.
  */
@@ -26,8 +28,18 @@ export interface QstashOptions {
   nextSigningKey: string;
   host?: string;
   port?: number;
-  /** Wait before retry number `retried + 1`, given the retries already made (0 before the first retry). */
+  /**
+   * Wait before retry number `retried + 1`, given the retries already made (0 before the first retry), for a message
+   * without `Upstash-Retry-Delay` whose destination's answer named no wait (`Retry-After` …). Default: QStash's
+   * documented backoff, `qstashBackoff` (12 s, 2m28s, 30m8s, …); `quickBackoff` (200 ms · 2ⁿ) retries within a second.
+   */
   retryDelayMs?: (retried: number) => number;
+  /**
+   * The longest the stand-in waits before any retry, whatever set the wait (backoff, `Upstash-Retry-Delay`, or a
+   * `Retry-After` in the answer). Default: QStash's own cap, one day. Tests set it low so a route answering
+   * `503 Retry-After: 30` is retried at once instead of half a minute later.
+   */
+  maxRetryDelayMs?: number;
   /** The clock used for signatures and schedules; tests pass a fast one. */
   now?: () => Date;
   log?: (line: string) => void;
@@ -53,7 +65,8 @@ export async function startQstash(options: QstashOptions): Promise<QstashServer>
   const queue = createDeliveryQueue({
     now,
     log: options.log ?? ((line: string) => console.log(`[qstash] ${line}`)),
-    retryDelayMs: options.retryDelayMs ?? ((retried: number) => 200 * 2 ** retried),
+    retryDelayMs: options.retryDelayMs ?? qstashBackoff,
+    maxRetryDelayMs: Math.min(options.maxRetryDelayMs ?? MAX_RETRY_DELAY_MS, MAX_RETRY_DELAY_MS),
     signDelivery: createDeliverySigner(options.currentSigningKey, now),
   });
   const schedules = createScheduleBook(queue, now);

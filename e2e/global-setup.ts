@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { Redis as IORedis } from "ioredis";
-import { startQstash } from "../dev/qstash";
+import { quickBackoff, startQstash } from "../dev/qstash";
 import { startRedisRest } from "../dev/redis-rest";
 import { freePort } from "../dev/ports";
 import { createScratchDatabase } from "../scripts/lib/scratch-db";
@@ -50,6 +50,9 @@ export default async function globalSetup() {
     token: qstashKeys.QSTASH_TOKEN,
     currentSigningKey: qstashKeys.QSTASH_CURRENT_SIGNING_KEY,
     nextSigningKey: qstashKeys.QSTASH_NEXT_SIGNING_KEY,
+    // Browser tests wait on retries; QStash's own spacing (12 s, then minutes) and a route's Retry-After would stall them.
+    retryDelayMs: quickBackoff,
+    maxRetryDelayMs: 1000,
   });
 
   const port = await freePort();

@@ -50,6 +50,8 @@ const qstash = await startQstash({
   currentSigningKey: raw.QSTASH_CURRENT_SIGNING_KEY!,
   nextSigningKey: raw.QSTASH_NEXT_SIGNING_KEY!,
   retryDelayMs: () => 50,
+  // The route answers 503 with Retry-After: 30; the stand-in honours it, but a test need not sit it out.
+  maxRetryDelayMs: 50,
   log: (line) => qstashLog.push(line),
 });
 // Before anything reads the environment (it is validated once): the app's URL is this server, QStash the stand-in.

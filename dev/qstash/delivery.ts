@@ -1,4 +1,7 @@
+import { callbackBody, callbackHeaders, type AttemptResponse } from "./callbacks";
 import { newId } from "./ids";
+import type { CallbackTarget } from "./publish-request";
+import { isNonRetryable, MAX_RETRY_DELAY_MS, requestedRetryDelay } from "./retry-policy";
 import type { SignDelivery } from "./signing";
 
 export type MessageState = "scheduled" | "delivering" | "retrying" | "delivered" | "failed" | "cancelled";
@@ -19,9 +22,23 @@ export interface MessageInfo {
   headers: Record<string, string>;
   maxRetries: number;
   notBefore: string;
+  createdAt: string;
   scheduleId?: string;
+  /** Labels from `Upstash-Label`, in the order given. */
+  labels: string[];
+  callback?: string;
+  failureCallback?: string;
+  retryDelayExpression?: string;
+  /** Set on a message QStash published itself to report on another: which one, and as what. */
+  callbackFor?: { sourceMessageId: string; kind: "callback" | "failure-callback" };
   state: MessageState;
   attempts: DeliveryAttempt[];
+}
+
+/** A compiled `Upstash-Retry-Delay`: the expression as sent, and the wait in ms it gives for `retried`. */
+export interface RetryDelayExpression {
+  expression: string;
+  delayMs: (retried: number) => number;
 }
 
 export interface NewMessage {
@@ -36,6 +53,13 @@ export interface NewMessage {
   notBeforeMs?: number;
   timeoutMs: number;
   scheduleId?: string;
+  retryDelay?: RetryDelayExpression;
+  callback?: CallbackTarget;
+  failureCallback?: CallbackTarget;
+  labels?: string[];
+  /** The publisher's address, which QStash reports in callback bodies as `callerIP`. */
+  callerIp?: string;
+  callbackFor?: MessageInfo["callbackFor"];
 }
 
 interface StoredMessage {
@@ -46,8 +70,15 @@ interface StoredMessage {
   headers: Record<string, string>;
   maxRetries: number;
   notBefore: number;
+  createdAt: number;
   timeoutMs: number;
   scheduleId?: string;
+  retryDelay?: RetryDelayExpression;
+  callback?: CallbackTarget;
+  failureCallback?: CallbackTarget;
+  labels: string[];
+  callerIp: string;
+  callbackFor?: MessageInfo["callbackFor"];
   state: MessageState;
   attempts: DeliveryAttempt[];
   firstAttempt: Promise<void>;
@@ -57,16 +88,42 @@ interface StoredMessage {
 export interface DeliveryQueueOptions {
   now: () => Date;
   log: (line: string) => void;
+  /** The backoff for a message without `Upstash-Retry-Delay` whose destination asked for no particular wait. */
   retryDelayMs: (retried: number) => number;
+  /** A ceiling on every wait before a retry, below QStash's own one day, so tests need not sit out a Retry-After. */
+  maxRetryDelayMs: number;
   signDelivery: SignDelivery;
+}
+
+function toMessageInfo(m: StoredMessage): MessageInfo {
+  return {
+    messageId: m.messageId,
+    destination: m.destination,
+    method: m.method,
+    body: m.body.toString("utf8"),
+    headers: { ...m.headers },
+    maxRetries: m.maxRetries,
+    notBefore: new Date(m.notBefore).toISOString(),
+    createdAt: new Date(m.createdAt).toISOString(),
+    scheduleId: m.scheduleId,
+    labels: [...m.labels],
+    callback: m.callback?.url,
+    failureCallback: m.failureCallback?.url,
+    retryDelayExpression: m.retryDelay?.expression,
+    callbackFor: m.callbackFor,
+    state: m.state,
+    attempts: m.attempts.map((a) => ({ ...a })),
+  };
 }
 
 /**
  * The message queue: delivers each message to its destination at its time, retrying a failed attempt with
- * backoff under the same message id until its retry count is spent, as QStash does.
+ * backoff under the same message id until its retry count is spent, and reporting attempts to the message's
+ * callbacks, as QStash does (https://upstash.com/docs/qstash/features/retry, …/features/callbacks).
  */
-export function createDeliveryQueue({ now, log, retryDelayMs, signDelivery }: DeliveryQueueOptions) {
+export function createDeliveryQueue({ now, log, retryDelayMs, maxRetryDelayMs, signDelivery }: DeliveryQueueOptions) {
   const messages = new Map<string, StoredMessage>();
+  let dlqSequence = 0;
   const timers = new Set<NodeJS.Timeout>();
   const inFlight = new Set<AbortController>();
   const idleWaiters: Array<() => void> = [];
@@ -112,17 +169,19 @@ export function createDeliveryQueue({ now, log, retryDelayMs, signDelivery }: De
     );
     const started = Date.now();
     const record: DeliveryAttempt = { retried, at: now().toISOString(), durationMs: 0 };
+    let response: AttemptResponse | undefined;
     let detail = "";
     try {
-      const response = await fetch(message.destination, {
+      const answer = await fetch(message.destination, {
         method: message.method,
         headers,
         body: message.method === "GET" || message.method === "HEAD" ? undefined : new Uint8Array(message.body),
         signal: controller.signal,
       });
-      record.status = response.status;
-      const text = await response.text().catch(() => "");
-      if (!response.ok && text) detail = ` ${JSON.stringify(text.slice(0, 160))}`;
+      record.status = answer.status;
+      const body = Buffer.from(await answer.arrayBuffer().catch(() => new ArrayBuffer(0)));
+      response = { status: answer.status, headers: answer.headers, body };
+      if (!answer.ok && body.length > 0) detail = ` ${JSON.stringify(body.toString("utf8").slice(0, 160))}`;
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       record.error = cause?.code ?? cause?.message ?? (error as Error).message;
@@ -137,62 +196,108 @@ export function createDeliveryQueue({ now, log, retryDelayMs, signDelivery }: De
     const outcome = record.status !== undefined ? `${record.status}${detail}` : `error ${record.error}`;
     const head = `${message.messageId} ${message.method} ${message.destination} retried=${retried}${
       message.scheduleId ? ` schedule=${message.scheduleId}` : ""
-    } → ${outcome} in ${record.durationMs}ms`;
-    if (record.status !== undefined && record.status >= 200 && record.status < 300) {
+    }${message.callbackFor ? ` ${message.callbackFor.kind}-of=${message.callbackFor.sourceMessageId}` : ""} → ${outcome} in ${record.durationMs}ms`;
+    // QStash calls the callback with every answer the destination gives, not only the final one: "the callback might
+    // be called multiple times for each retry until the endpoint returns success or retries are exhausted".
+    if (response && message.callback) publishCallback(message, message.callback, "callback", retried, response);
+
+    if (response && response.status >= 200 && response.status < 300) {
       message.state = "delivered";
       log(head);
+    } else if (response && isNonRetryable(response.status, response.headers)) {
+      log(`${head}; non-retryable (Upstash-NonRetryable-Error), giving up`);
+      fail(message, retried, response);
     } else if (retried < message.maxRetries) {
-      const wait = retryDelayMs(retried);
+      const asked = response ? requestedRetryDelay(response.headers, now().getTime()) : undefined;
+      const planned = asked ?? (message.retryDelay?.delayMs ?? retryDelayMs)(retried);
+      const wait = Math.round(Math.min(planned, MAX_RETRY_DELAY_MS, maxRetryDelayMs));
+      const why = asked !== undefined ? " (asked by the answer)" : message.retryDelay ? " (Upstash-Retry-Delay)" : "";
       message.state = "retrying";
-      log(`${head}; retry ${retried + 1}/${message.maxRetries} in ${wait}ms`);
+      log(`${head}; retry ${retried + 1}/${message.maxRetries} in ${wait}ms${why}`);
       later(wait, () => void attempt(message));
     } else {
-      message.state = "failed";
       log(`${head}; giving up after ${retried + 1} attempt(s)`);
+      fail(message, retried, response);
     }
     message.markFirstAttempt();
     notifyIfIdle();
   }
 
+  // A message that will not be tried again goes to QStash's DLQ; its failure callback (if any) hears of it once.
+  function fail(message: StoredMessage, retried: number, response: AttemptResponse | undefined): void {
+    message.state = "failed";
+    if (message.failureCallback) {
+      const dlqId = `${now().getTime()}-${dlqSequence++}`;
+      publishCallback(message, message.failureCallback, "failure-callback", retried, response, dlqId);
+    }
+  }
+
+  // A callback is a message of its own (own id, retries and signature, subject the callback URL), as QStash does it.
+  function publishCallback(
+    source: StoredMessage,
+    target: CallbackTarget,
+    kind: "callback" | "failure-callback",
+    retried: number,
+    response: AttemptResponse | undefined,
+    dlqId?: string,
+  ): void {
+    enqueue({
+      destination: target.url,
+      method: target.method,
+      body: callbackBody(source, retried, response, dlqId),
+      headers: callbackHeaders(target),
+      retries: target.retries,
+      delayMs: target.delayMs,
+      timeoutMs: target.timeoutMs,
+      callerIp: source.callerIp,
+      callbackFor: { sourceMessageId: source.messageId, kind },
+    });
+  }
+
+  /** Queues a message; the returned promise resolves once its first delivery attempt has finished. */
+  function enqueue(input: NewMessage): { messageId: string; firstAttempt: Promise<void> } {
+    let markFirstAttempt = () => {};
+    const firstAttempt = new Promise<void>((resolve) => (markFirstAttempt = resolve));
+    const createdAt = now().getTime();
+    const notBefore = input.notBeforeMs ?? createdAt + input.delayMs;
+    const message: StoredMessage = {
+      messageId: newId("msg"),
+      destination: input.destination,
+      method: input.method,
+      body: input.body,
+      headers: input.headers,
+      maxRetries: input.retries,
+      notBefore,
+      createdAt,
+      timeoutMs: input.timeoutMs,
+      scheduleId: input.scheduleId,
+      retryDelay: input.retryDelay,
+      callback: input.callback,
+      failureCallback: input.failureCallback,
+      labels: input.labels ?? [],
+      callerIp: input.callerIp ?? "127.0.0.1",
+      callbackFor: input.callbackFor,
+      state: "scheduled",
+      attempts: [],
+      firstAttempt,
+      markFirstAttempt,
+    };
+    messages.set(message.messageId, message);
+    later(notBefore - now().getTime(), () => void attempt(message));
+    return { messageId: message.messageId, firstAttempt };
+  }
+
   return {
-    /** Queues a message; the returned promise resolves once its first delivery attempt has finished. */
-    enqueue(input: NewMessage): { messageId: string; firstAttempt: Promise<void> } {
-      let markFirstAttempt = () => {};
-      const firstAttempt = new Promise<void>((resolve) => (markFirstAttempt = resolve));
-      const notBefore = input.notBeforeMs ?? now().getTime() + input.delayMs;
-      const message: StoredMessage = {
-        messageId: newId("msg"),
-        destination: input.destination,
-        method: input.method,
-        body: input.body,
-        headers: input.headers,
-        maxRetries: input.retries,
-        notBefore,
-        timeoutMs: input.timeoutMs,
-        scheduleId: input.scheduleId,
-        state: "scheduled",
-        attempts: [],
-        firstAttempt,
-        markFirstAttempt,
-      };
-      messages.set(message.messageId, message);
-      later(notBefore - now().getTime(), () => void attempt(message));
-      return { messageId: message.messageId, firstAttempt };
+    enqueue,
+
+    /** One message as the inspection API shows it, or undefined if the id is unknown. */
+    message(messageId: string): MessageInfo | undefined {
+      const stored = messages.get(messageId);
+      return stored && toMessageInfo(stored);
     },
 
     messages(): MessageInfo[] {
-      return [...messages.values()].map((m) => ({
-        messageId: m.messageId,
-        destination: m.destination,
-        method: m.method,
-        body: m.body.toString("utf8"),
-        headers: { ...m.headers },
-        maxRetries: m.maxRetries,
-        notBefore: new Date(m.notBefore).toISOString(),
-        scheduleId: m.scheduleId,
-        state: m.state,
-        attempts: m.attempts.map((a) => ({ ...a })),
-      }));
+      return [...messages.values()].map(toMessageInfo);
     },
 
     /** Resolves when no message is waiting for (another) delivery attempt. */

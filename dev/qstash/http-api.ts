@@ -2,6 +2,7 @@ import type http from "node:http";
 import { HttpError, readBoundedBody } from "../http-error";
 import type { Deduplication } from "./deduplication";
 import type { DeliveryQueue } from "./delivery";
+import { toHeaderLists } from "./header-names";
 import { parseDestination, readPublishHeaders } from "./publish-request";
 import type { ScheduleBook } from "./schedules";
 
@@ -12,7 +13,34 @@ const readBody = (req: http.IncomingMessage) =>
   readBoundedBody(req, MAX_BODY_BYTES, "message body too large (QStash allows 1 MB)");
 
 /**
- * The routes of QStash's REST API that `@upstash/qstash`'s `Client` calls for publish and schedules, answered with
+ * `GET /v2/messages/<id>` (`client.messages.get`): QStash holds a message there only until it is delivered or has
+ * failed for good (after that it lives on in logs and the DLQ), so a finished one is a 404 as it is on QStash.
+ */
+function messageView(queue: DeliveryQueue, messageId: string) {
+  const message = queue.message(messageId);
+  if (!message || message.state === "delivered" || message.state === "failed" || message.state === "cancelled") {
+    throw new HttpError(404, `message ${messageId} not found`);
+  }
+  return {
+    messageId: message.messageId,
+    url: message.destination,
+    method: message.method,
+    header: toHeaderLists(Object.entries(message.headers)),
+    body: message.body,
+    maxRetries: message.maxRetries,
+    notBefore: Date.parse(message.notBefore),
+    createdAt: Date.parse(message.createdAt),
+    ...(message.callback && { callback: message.callback }),
+    ...(message.failureCallback && { failureCallback: message.failureCallback }),
+    ...(message.retryDelayExpression && { retryDelayExpression: message.retryDelayExpression }),
+    ...(message.scheduleId && { scheduleId: message.scheduleId }),
+    // `label` is the first label, kept for older clients; `labels` has them all (see @upstash/qstash's Message type).
+    ...(message.labels.length > 0 && { label: message.labels[0], labels: message.labels }),
+  };
+}
+
+/**
+ * The routes of QStash's REST API that `@upstash/qstash`'s `Client` calls for publish, messages and schedules, answered with
  * the bodies and statuses QStash gives.
  */
 export function createQstashRoutes(parts: {
@@ -41,7 +69,9 @@ export function createQstashRoutes(parts: {
       const body = await readBody(req);
       const key = deduplication.keyOf(destination, body, request);
       const earlier = deduplication.earlierMessageId(key);
-      if (earlier) return send(201, { messageId: earlier, url: destination, deduplicated: true });
+      // "We'll send HTTP 202 Accepted in case of a duplicate message", with the first message's id
+      // (https://upstash.com/docs/qstash/features/deduplication).
+      if (earlier) return send(202, { messageId: earlier, url: destination, deduplicated: true });
       const { messageId } = queue.enqueue({
         destination,
         body,
@@ -51,6 +81,11 @@ export function createQstashRoutes(parts: {
         delayMs: request.delayMs,
         notBeforeMs: request.notBeforeMs,
         timeoutMs: request.timeoutMs,
+        retryDelay: request.retryDelay,
+        callback: request.callback,
+        failureCallback: request.failureCallback,
+        labels: request.labels,
+        callerIp: req.socket.remoteAddress,
       });
       deduplication.remember(key, messageId);
       return send(201, { messageId, url: destination });
@@ -61,6 +96,8 @@ export function createQstashRoutes(parts: {
       const destination = parseDestination(rawUrl.slice("/v2/schedules/".length));
       return send(200, schedules.upsert(destination, await readBody(req), readPublishHeaders(req)));
     }
+    const messageMatch = /^\/v2\/messages\/([^/]+)$/.exec(path);
+    if (messageMatch && method === "GET") return send(200, messageView(queue, decodeURIComponent(messageMatch[1])));
     const scheduleMatch = /^\/v2\/schedules\/([^/]+)(?:\/(pause|resume))?$/.exec(path);
     if (scheduleMatch) {
       const scheduleId = decodeURIComponent(scheduleMatch[1]);

@@ -1,8 +1,9 @@
 import { CronExpressionParser, type CronExpression } from "cron-parser";
 import { HttpError } from "../http-error";
-import type { DeliveryQueue } from "./delivery";
+import type { DeliveryQueue, RetryDelayExpression } from "./delivery";
+import { canonicalHeaderName } from "./header-names";
 import { newId } from "./ids";
-import type { PublishRequest } from "./publish-request";
+import type { CallbackTarget, PublishRequest } from "./publish-request";
 
 export interface ScheduleInfo {
   scheduleId: string;
@@ -11,18 +12,32 @@ export interface ScheduleInfo {
   destination: string;
   method: string;
   header: Record<string, string[]>;
-  body: string;
+  /** Absent for a schedule created without a body, as on QStash (not `""`). */
+  body?: string;
   retries: number;
   delay: number;
+  callback?: string;
+  failureCallback?: string;
+  retryDelayExpression?: string;
+  /** `label` is the first label, kept for older clients; `labels` has them all. */
+  label?: string;
+  labels?: string[];
   isPaused: boolean;
   lastScheduleTime?: number;
   nextScheduleTime?: number;
 }
 
-interface StoredSchedule extends Omit<ScheduleInfo, "body"> {
+interface StoredSchedule {
+  info: Omit<ScheduleInfo, "body">;
   body: Buffer;
+  /** The headers delivered with each fired message, as the publisher sent them. */
+  forwarded: Record<string, string>;
   expression: CronExpression;
   timeoutMs: number;
+  retryDelay?: RetryDelayExpression;
+  callbackTarget?: CallbackTarget;
+  failureCallbackTarget?: CallbackTarget;
+  labels: string[];
   lastFiredMinute?: number;
 }
 
@@ -48,8 +63,8 @@ function floorToMinute(date: Date): Date {
 }
 
 function toScheduleInfo(schedule: StoredSchedule): ScheduleInfo {
-  const { expression, timeoutMs, lastFiredMinute, body, ...visible } = schedule;
-  return { ...visible, body: body.toString("utf8") };
+  const { info, body } = schedule;
+  return { ...info, header: structuredClone(info.header), ...(body.length > 0 && { body: body.toString("utf8") }) };
 }
 
 /**
@@ -69,21 +84,26 @@ export function createScheduleBook(queue: DeliveryQueue, now: () => Date) {
     const minute = floorToMinute(at);
     const firstAttempts: Promise<void>[] = [];
     for (const schedule of schedules.values()) {
+      const { info } = schedule;
       // Once per schedule and minute, however often the minute is ticked.
-      if (schedule.isPaused || schedule.lastFiredMinute === minute.getTime()) continue;
+      if (info.isPaused || schedule.lastFiredMinute === minute.getTime()) continue;
       if (!schedule.expression.includesDate(minute)) continue;
       schedule.lastFiredMinute = minute.getTime();
-      schedule.lastScheduleTime = at.getTime();
-      schedule.nextScheduleTime = nextOccurrence(schedule.expression, minute);
+      info.lastScheduleTime = at.getTime();
+      info.nextScheduleTime = nextOccurrence(schedule.expression, minute);
       const { firstAttempt } = queue.enqueue({
-        destination: schedule.destination,
-        method: schedule.method,
+        destination: info.destination,
+        method: info.method,
         body: schedule.body,
-        headers: Object.fromEntries(Object.entries(schedule.header).map(([name, values]) => [name, values.join(", ")])),
-        retries: schedule.retries,
-        delayMs: schedule.delay * 1000,
+        headers: schedule.forwarded,
+        retries: info.retries,
+        delayMs: info.delay * 1000,
         timeoutMs: schedule.timeoutMs,
-        scheduleId: schedule.scheduleId,
+        scheduleId: info.scheduleId,
+        retryDelay: schedule.retryDelay,
+        callback: schedule.callbackTarget,
+        failureCallback: schedule.failureCallbackTarget,
+        labels: schedule.labels,
       });
       firstAttempts.push(firstAttempt);
     }
@@ -109,22 +129,34 @@ export function createScheduleBook(queue: DeliveryQueue, now: () => Date) {
       const expression = parseCron(request.cron, now());
       const scheduleId = request.scheduleId ?? newId("scd");
       const existing = schedules.get(scheduleId);
-      const header = Object.fromEntries(Object.entries(request.forwarded).map(([name, value]) => [name, [value]]));
+      const header: Record<string, string[]> = {};
+      for (const [name, value] of Object.entries(request.forwarded)) header[canonicalHeaderName(name)] = [value];
       schedules.set(scheduleId, {
-        scheduleId,
-        cron: request.cron,
-        createdAt: existing?.createdAt ?? now().getTime(),
-        destination,
-        method: request.method,
-        header,
+        info: {
+          scheduleId,
+          cron: request.cron,
+          createdAt: existing?.info.createdAt ?? now().getTime(),
+          destination,
+          method: request.method,
+          header,
+          retries: request.retries,
+          delay: Math.round(request.delayMs / 1000),
+          ...(request.callback && { callback: request.callback.url }),
+          ...(request.failureCallback && { failureCallback: request.failureCallback.url }),
+          ...(request.retryDelay && { retryDelayExpression: request.retryDelay.expression }),
+          ...(request.labels.length > 0 && { label: request.labels[0], labels: request.labels }),
+          isPaused: existing?.info.isPaused ?? false,
+          lastScheduleTime: existing?.info.lastScheduleTime,
+          nextScheduleTime: nextOccurrence(expression, now()),
+        },
         body,
-        retries: request.retries,
-        delay: Math.round(request.delayMs / 1000),
-        isPaused: existing?.isPaused ?? false,
-        lastScheduleTime: existing?.lastScheduleTime,
-        nextScheduleTime: nextOccurrence(expression, now()),
+        forwarded: request.forwarded,
         expression,
         timeoutMs: request.timeoutMs,
+        retryDelay: request.retryDelay,
+        callbackTarget: request.callback,
+        failureCallbackTarget: request.failureCallback,
+        labels: request.labels,
         lastFiredMinute: existing?.lastFiredMinute,
       });
       return { scheduleId };
@@ -136,7 +168,7 @@ export function createScheduleBook(queue: DeliveryQueue, now: () => Date) {
       schedules.delete(scheduleId);
     },
     setPaused(scheduleId: string, paused: boolean): void {
-      find(scheduleId).isPaused = paused;
+      find(scheduleId).info.isPaused = paused;
     },
     fireDueSchedules,
     close(): void {
