@@ -85,7 +85,8 @@ export function createQstashRoutes(parts: {
         callback: request.callback,
         failureCallback: request.failureCallback,
         labels: request.labels,
-        callerIp: req.socket.remoteAddress,
+        // An IPv4 publisher reaches a dual-stack socket as ::ffff:a.b.c.d; QStash reports the plain address.
+        callerIp: req.socket.remoteAddress?.replace(/^::ffff:/, ""),
       });
       deduplication.remember(key, messageId);
       return send(201, { messageId, url: destination });
