@@ -68,11 +68,11 @@ export default async function globalSetup() {
   };
   Object.assign(process.env, env, { E2E_BASE_URL: appUrl });
 
-  const server = spawn(
-    process.execPath,
-    [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"],
-    { env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", NODE_ENV: "production" }, stdio: "pipe" },
-  );
+  // `npm start`'s server, not a test double: the socket address, static headers and refusals tested are its own.
+  const server = spawn(process.execPath, [path.resolve("server.js")], {
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", NODE_ENV: "production" },
+    stdio: "pipe",
+  });
   const output: string[] = [];
   server.stdout?.on("data", (chunk) => output.push(String(chunk)));
   server.stderr?.on("data", (chunk) => output.push(String(chunk)));
