@@ -65,6 +65,9 @@ export default async function globalSetup() {
     APP_URL: appUrl,
     SESSION_SECRET: randomBytes(32).toString("base64url"),
     [ALLOW_INSECURE_LOCAL]: "1",
+    // As in the Vitest suite: these machines are shared, and a Redis round trip can outlast the production
+    // deadline there (a sign-up then answers 503); no browser test is about that deadline.
+    REDIS_TIMEOUT_MS: "5000",
   };
   Object.assign(process.env, env, { E2E_BASE_URL: appUrl });
 

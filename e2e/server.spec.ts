@@ -20,7 +20,10 @@ test("sign-up is limited per socket address, whatever X-Forwarded-For claims", a
   const emails = Array.from({ length: MAX_SIGNUPS_PER_ADDRESS + 1 }, () => uniqueEmail("socket-signup"));
   const statuses: number[] = [];
   for (const email of emails.slice(0, MAX_SIGNUPS_PER_ADDRESS)) {
-    statuses.push((await postForm(baseURL!, "/signup", { email, password }, { from })).status);
+    const { status, body } = await postForm(baseURL!, "/signup", { email, password }, { from });
+    if (status !== 302)
+      console.log(`sign-up answered ${status}: ${body.match(/role="alert"[^>]*>([^<]*)/)?.[1] ?? body.slice(0, 300)}`);
+    statuses.push(status);
   }
   expect(statuses).toEqual(Array(MAX_SIGNUPS_PER_ADDRESS).fill(302));
 
