@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { MAX_FAILED_LOGINS_PER_ADDRESS } from "../app/models/login-throttle.server";
 import { MAX_SIGNUPS_PER_ADDRESS } from "../app/models/signup-throttle.server";
@@ -123,4 +124,22 @@ test("SIGTERM lets a request in flight finish, then the server exits", async () 
   } finally {
     if (server.exitCode === null) server.kill("SIGKILL");
   }
+});
+
+test("a client that trickles its headers is answered 408 and cut off after 15 s", async ({ baseURL }) => {
+  test.setTimeout(60_000);
+  const { hostname, port } = new URL(baseURL!);
+  const socket = net.connect({ host: hostname, port: Number(port), localAddress: "127.0.0.26" });
+  const started = Date.now();
+  let received = "";
+  socket.on("data", (chunk) => (received += String(chunk)));
+  // One header line every 2 s, never the blank line that ends them.
+  socket.write("GET /healthz HTTP/1.1\r\nHost: " + `${hostname}:${port}` + "\r\n");
+  const trickle = setInterval(() => socket.write(`X-Slow-${Date.now()}: 1\r\n`), 2_000);
+  await new Promise((resolve) => socket.once("close", resolve));
+  clearInterval(trickle);
+  const heldMs = Date.now() - started;
+  expect(received).toMatch(/^HTTP\/1\.1 408/);
+  expect(heldMs).toBeGreaterThanOrEqual(14_000);
+  expect(heldMs).toBeLessThan(20_000);
 });

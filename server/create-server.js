@@ -82,7 +82,9 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
     }),
   );
 
-  const server = http.createServer(app);
+  // Node checks the header and request deadlines below on this interval (30 s by default, which would let a
+  // trickling client hold a connection up to 45 s instead of 15).
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
   // Every wait has a deadline. Headers are small, so 15 s stops a client that trickles them (slowloris); a whole
   // request may take 2 minutes, enough for a 10 MB upload over a slow link. Idle keep-alive connections live 65 s,
   // past the 60 s idle timeout of common load balancers, so the balancer, not us, closes a connection it may reuse.
