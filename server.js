@@ -1,10 +1,10 @@
-import { broadcastDevReady, installGlobals } from "@remix-run/node";
-import { createServer, shutDown } from "./server/create-server.js";
-
 /**
  * `npm start` (and `remix dev -c "node server.js"` in development): the built app on PORT (default 3000), on HOST
  * if set, else every interface, as remix-serve did. SIGTERM or SIGINT stops it gracefully.
  */
+import { broadcastDevReady, installGlobals } from "@remix-run/node";
+import { createServer, shutDown } from "./server/create-server.js";
+
 // As remix-serve: production unless told otherwise, set before the build is imported, since the app reads its
 // configuration (and refuses a bad one) as the build loads.
 process.env.NODE_ENV ??= "production";

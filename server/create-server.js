@@ -15,9 +15,12 @@ import morgan from "morgan";
  * applies (security headers, the cross-site check) are the app's own, exported from `app/entry.server.tsx` and
  * read here as `build.entry.module.<name>`.
  *
- * Extending it: a handler exported from entry.server.tsx can take requests before Express and Remix route them.
- * Mount it in `createServer` before `remix` below (or wrap the http.Server's "request" listener for a path that
- * must skip Express entirely), and pass it `socketAddress` the way getLoadContext does.
+ * Extending it: a handler exported from entry.server.tsx (read as `build.entry.module.<name>`) can take requests
+ * before Express and Remix route them, at the `dispatch` seam below, which sees every request first. Such a
+ * handler skips everything Express does here — compression, the request log line, the cross-site check, and the
+ * security headers Remix's hooks add — so it must apply `applySecurityHeaders` itself and stay GET-only (or ask
+ * `refuseCrossSiteDocumentRequest`); it gets the client's address from `req.socket.remoteAddress`, as
+ * getLoadContext passes it.
  *
  * @param {import("@remix-run/node").ServerBuild} build  the server build (`import * as build from "./build/index.js"`)
  * @param {{ mode?: string }} [options]  `mode` is Remix's: "production" hides error details, "development" shows them
@@ -84,7 +87,9 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
 
   // Node checks the header and request deadlines below on this interval (30 s by default, which would let a
   // trickling client hold a connection up to 45 s instead of 15).
-  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
+  // The seam for handlers that must run before Express (see above); today every request goes to Express.
+  const dispatch = (req, res) => app(req, res);
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, dispatch);
   // Every wait has a deadline. Headers are small, so 15 s stops a client that trickles them (slowloris); a whole
   // request may take 2 minutes, enough for a 10 MB upload over a slow link. Idle keep-alive connections live 65 s,
   // past the 60 s idle timeout of common load balancers, so the balancer, not us, closes a connection it may reuse.
