@@ -9,4 +9,13 @@ declare module "@remix-run/node" {
   interface Future {
     v3_singleFetch: true;
   }
+
+  // What server.js's getLoadContext passes to every loader and action.
+  interface AppLoadContext {
+    /**
+     * The TCP peer's address (`req.socket.remoteAddress`). Absent when a route is called without server.js (the
+     * Vitest route tests call loaders and actions directly), so code must not assume it.
+     */
+    socketAddress?: string;
+  }
 }

@@ -9,6 +9,13 @@ import { NonceProvider } from "~/utils/nonce";
 import { crossSiteRefusal, isSameOrigin } from "~/utils/request-guard.server";
 import { applySecurityHeaders, createNonce } from "~/utils/security-headers.server";
 
+/*
+ * Exports beyond Remix's own are for server.js, which reads them as `build.entry.module.<name>` before Remix
+ * routes a request: one implementation of each rule, in TypeScript, shared by the server and the app.
+ */
+export { refuseCrossSiteDocumentRequest } from "~/utils/cross-site-document.server";
+export { applySecurityHeaders } from "~/utils/security-headers.server";
+
 // Validate the configuration when the server starts, so a bad variable stops the deploy instead of a request.
 getEnv();
 

@@ -5,7 +5,7 @@ import { startApp, stopProcess, type AppServer } from "./lib/app-server";
 import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
 
 /**
- * `npm run bench:api`: what the quota check costs. The built app (`remix build` first) is served by remix-serve
+ * `npm run bench:api`: what the quota check costs. The built app (`remix build` first) is served by server.js
  * twice on loopback, against a scratch database and Redis database 12 behind the Upstash REST stand-in:
  *
  * - metered: NODE_ENV=production, exactly as deployed. SHEETMETER_BENCH_UNMETERED=1 is set here too, to prove

@@ -9,7 +9,7 @@ import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
 
 /**
  * `npm run bench:faults`: does every API call count exactly once, and does every call end in bounded time, while
- * Redis misbehaves? The built app (`remix build` first) is served by remix-serve on loopback, NODE_ENV=production,
+ * Redis misbehaves? The built app (`remix build` first) is served by server.js on loopback, NODE_ENV=production,
  * against a scratch database and Redis database 13 behind the Upstash REST stand-in, with the HTTP fault proxy
  * (tests/helpers/fault-proxy.ts) between the app and the stand-in.
  *

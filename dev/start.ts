@@ -5,7 +5,7 @@ import { loadRawEnv } from "~/utils/env.server";
 import { redact, startedServicesEnv, startStack, type Stack } from "./stack";
 
 /**
- * `npm run dev`: the local stack, then `remix dev` (which runs remix-serve on APP_URL's port) with the stack's
+ * `npm run dev`: the local stack, then `remix dev` (which runs server.js on APP_URL's port, restarting it after each rebuild) with the stack's
  * variables. Ctrl+C stops everything; if any part stops on its own, the rest is stopped and the reason printed.
  */
 // Not from a record: this process writes it, and another live stack's addresses are not ours to reuse.
@@ -22,7 +22,7 @@ const appUrl = new URL(stack.env.APP_URL);
 const appPort = appUrl.port || (appUrl.protocol === "https:" ? "443" : "80");
 const { redis, redisRest, qstash, postgres } = stack.services;
 const rows: Array<[string, string, string]> = [
-  ["App", stack.env.APP_URL, "remix dev (remix-serve)"],
+  ["App", stack.env.APP_URL, "remix dev (server.js)"],
   ["Redis", redact(redis.url), redis.startedHere ? "redis-server started for this session" : "already running"],
   ["Redis REST", redisRest.url, redisRest.standIn ? "Upstash REST stand-in (dev/redis-rest.ts)" : "external Upstash"],
   [
@@ -50,9 +50,9 @@ console.log(
   ].join("\n"),
 );
 
-// Its own process group: `remix dev` runs remix-serve as a child, and if `remix dev` itself dies abruptly that
+// Its own process group: `remix dev` runs server.js as a child, and if `remix dev` itself dies abruptly that
 // child would live on holding the port; signalling the group reaches both.
-const app = spawn(path.resolve("node_modules/.bin/remix"), ["dev"], {
+const app = spawn(path.resolve("node_modules/.bin/remix"), ["dev", "-c", "node server.js"], {
   env: { ...process.env, ...stack.env, PORT: appPort, NODE_ENV: "development" },
   stdio: "inherit",
   detached: true,
@@ -66,8 +66,8 @@ const signalApp = (signal: NodeJS.Signals | 0): boolean => {
   }
 };
 
-// remix-serve only closes its listener on SIGTERM and stays alive while the app holds open handles (database
-// pool, Redis sockets), so whatever is left of the group after a grace period is killed.
+// server.js finishes in-flight requests on SIGTERM and exits; `remix dev` may not pass the signal on at once, so
+// whatever is left of the group after a grace period is killed.
 async function stopApp() {
   if (!signalApp("SIGTERM")) return;
   for (let waited = 0; waited < 5000; waited += 100) {

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { Page } from "@playwright/test";
+import { CROSS_SITE_REFUSAL_MESSAGE } from "../app/utils/request-guard.server";
 import { expect, seedHourlyHistory, test } from "./fixtures";
 
 /**
@@ -116,11 +117,83 @@ test("a cross-site POST with a valid cookie creates no key (the issue's probe)",
       form: { intent: "create", name: "forged" },
       maxRedirects: 0,
     });
-    // A plain form post is refused by Remix's own Origin/Host check before any app code runs, with an empty 500
-    // that no hook can reshape; the data requests get our designed 403.
-    expect(response.status(), path).toBe(path === "/keys" ? 500 : 403);
+    expect(response.status(), path).toBe(403);
   }
   expect(await db.apiKey.count({ where: { userId: user.id } })).toBe(0);
+});
+
+test("a forged plain (no-JavaScript) form post gets the designed 403 page, not Remix's empty 500", async ({
+  loggedInPage: page,
+  user,
+  db,
+  baseURL,
+}) => {
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  // Remix refuses an Origin that differs from Host before any hook of ours; server.js asks the app's guard first.
+  const forged = await page.request.post(`${baseURL}/keys`, {
+    headers: { Cookie: cookie, Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" },
+    form: { intent: "create", name: "forged" },
+    maxRedirects: 0,
+  });
+  expect(forged.status()).toBe(403);
+  expect(forged.headers()["content-type"]).toMatch(/^text\/html/);
+  expectSecurityHeaders(forged.headers(), "document");
+  expect(await forged.text()).toContain(CROSS_SITE_REFUSAL_MESSAGE);
+  expect(await db.apiKey.count({ where: { userId: user.id } })).toBe(0);
+
+  // In a browser: a page on another site submits a form to ours. The browser leaves the Lax cookie out of a
+  // cross-site POST; the server refuses it on its Origin anyway, with the app's page, which loads without a fault.
+  await page.route("https://evil.example/**", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: `<form method="post" action="${baseURL}/keys"><input name="intent" value="create">
+        <input name="name" value="forged"></form><script>document.forms[0].submit()</script>`,
+    }),
+  );
+  const problems = await watchForViolations(page);
+  const refused = page.waitForResponse((response) => response.url() === `${baseURL}/keys`);
+  await page.goto("https://evil.example/", { waitUntil: "commit" });
+  expect((await refused).status()).toBe(403);
+  await expect(page.getByRole("heading", { name: "That did not work" })).toBeVisible();
+  await expect(page.getByText(CROSS_SITE_REFUSAL_MESSAGE)).toBeVisible();
+  // Chromium logs the refused navigation's status itself; nothing else may show up (no CSP violation, no error).
+  expect(problems.filter((problem) => !problem.includes("status of 403 (Forbidden)"))).toEqual([]);
+  expect(await db.apiKey.count({ where: { userId: user.id } })).toBe(0);
+
+  // The same plain post from our own origin goes through to the action.
+  const own = await page.request.post(`${baseURL}/keys`, {
+    headers: { Cookie: cookie, Origin: new URL(baseURL!).origin, "Sec-Fetch-Site": "same-origin" },
+    form: { intent: "create", name: "plain" },
+    maxRedirects: 0,
+  });
+  expect(own.status()).toBe(200);
+  expect(await db.apiKey.count({ where: { userId: user.id } })).toBe(1);
+});
+
+test("static files carry the security headers and a cache policy that fits their names", async ({ request }) => {
+  const favicon = await request.get("/favicon.ico");
+  expect(favicon.status()).toBe(200);
+  expectSecurityHeaders(favicon.headers(), "other");
+  // Its name does not change across deploys, so caches check back within the hour.
+  expect(favicon.headers()["cache-control"]).toBe("public, max-age=3600");
+
+  const login = await (await request.get("/login")).text();
+  const stylesheet = login.match(/href="(\/build\/[^"]+\.css)"/)?.[1];
+  const script = login.match(/src="(\/build\/[^"]+\.js)"/)?.[1] ?? login.match(/import\("(\/build\/[^"]+\.js)"/)?.[1];
+  expect(stylesheet).toBeTruthy();
+  expect(script).toBeTruthy();
+  for (const asset of [stylesheet!, script!]) {
+    const response = await request.get(asset);
+    expect(response.status(), asset).toBe(200);
+    expectSecurityHeaders(response.headers(), "other");
+    // Fingerprinted: a new build is a new URL, so a year and immutable.
+    expect(response.headers()["cache-control"], asset).toBe("public, max-age=31536000, immutable");
+  }
+
+  // A miss under /build falls through to the app's own 404 page, with the page headers.
+  const missing = await request.get("/build/no-such-file.js");
+  expect(missing.status()).toBe(404);
+  expectSecurityHeaders(missing.headers(), "document");
 });
 
 test("a 50 MB chunked log-in body gets a quick 413", async ({ baseURL }) => {

@@ -8,6 +8,9 @@ import { action as signupAction } from "~/routes/signup";
 import { getDb } from "~/utils/db.server";
 import { cookieFrom, formRequest, getRequest, settle } from "./helpers/requests";
 
+// Called directly, a route gets no socket address (server.js passes one), so the per-address limits stay out of
+// these tests of the flows themselves; they hold over HTTP in e2e/server.spec.ts and per address in
+// tests/auth-throttle.test.ts. The per-email log-in limit applies here as everywhere.
 async function signUp(email: string, password = "a long enough password") {
   return settle(signupAction({ request: formRequest("/signup", { email, password }), params: {}, context: {} }));
 }

@@ -7,6 +7,7 @@ import { checkHealth } from "~/models/health.server";
 import { action as loginAction } from "~/routes/login";
 import { loader as dashboardLoader } from "~/routes/dashboard";
 import { loader as keysLoader } from "~/routes/keys";
+import { loader as settingsLoader } from "~/routes/settings";
 import { loader as sheetsLoader } from "~/routes/sheets";
 import { action as signupAction } from "~/routes/signup";
 import { createPrismaClient, type Db, getBulkDb, getDb, setDbForTests } from "~/utils/db.server";
@@ -156,12 +157,15 @@ describe("Postgres hung", () => {
     expect((await dashboardCall()).response.status).toBe(200);
   });
 
-  it("answers /sheets and /keys with the designed 503 page within the deadline", async () => {
+  it("answers /sheets, /keys and /settings with the designed 503 page within the deadline", async () => {
     proxy.pause();
     const args = { request: getRequest("/sheets", { Cookie: cookie }), params: {}, context: {} };
     await expectOutagePage(await timed(() => sheetsLoader(args)));
     await expectOutagePage(
       await timed(() => keysLoader({ ...args, request: getRequest("/keys", { Cookie: cookie }) })),
+    );
+    await expectOutagePage(
+      await timed(() => settingsLoader({ ...args, request: getRequest("/settings", { Cookie: cookie }) })),
     );
   });
 

@@ -152,6 +152,31 @@ describe("pages that read Redis while it hangs", () => {
     expect(response.headers.get("Set-Cookie")).toBeNull();
   });
 
+  it("sign-up answers a form error and creates nothing while Redis hangs or is down, within the deadline", async () => {
+    for (const fault of ["hang", "reset"] as const) {
+      const email = uniqueTestEmail(`signup-${fault}`);
+      proxy.setMode(fault);
+      const started = performance.now();
+      const response = await settle(
+        signupAction({
+          request: formRequest("/signup", { email, password: "a long enough password" }),
+          // As server.js passes it: with a client address the sign-up throttle must ask Redis first.
+          context: { socketAddress: "198.51.100.20" },
+          params: {},
+        }),
+      );
+      expect(performance.now() - started, fault).toBeLessThan(TIMEOUT_MS + 500);
+      expect(response.status, fault).toBe(503);
+      expect(response.headers.get("Retry-After")).toBe("60");
+      expect((await response.json()).errors.form).toBe(
+        "We can't create accounts right now; nothing was created. Try again in a minute.",
+      );
+      expect(response.headers.get("Set-Cookie")).toBeNull();
+      expect(await db.user.count({ where: { email } })).toBe(0);
+      proxy.release("reset");
+    }
+  });
+
   it("the dashboard's live counter answers its JSON 503 within the deadline", async () => {
     const signup = await settle(
       signupAction({

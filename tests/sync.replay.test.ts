@@ -1,6 +1,8 @@
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as route from "~/routes/api.cron.update-usage";
 import { getEnv } from "~/utils/env.server";
+import { createSyncRedis, setSyncRedisForTests } from "~/utils/redis.server";
+import { startHttpFaultProxy, targetOf } from "./helpers/fault-proxy";
 import { signQstash } from "./helpers/qstash-sign";
 import { serveRoute } from "./helpers/serve-action";
 import { syncFixtures } from "./helpers/sync-fixtures";
@@ -75,5 +77,36 @@ describe("a replayed QStash token", () => {
     const signature = await signQstash({ key, url: ROUTE_URL, body: "{}", omitTokenId: true });
     expect((await post(signature)).status).toBe(401);
     expect(await fx.runs()).toHaveLength(0);
+  });
+});
+
+describe("a token Redis cannot record", () => {
+  it("gets a 503 so QStash retries, runs nothing, and the retry with the same token runs", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    // Redis down between the route and the REST stand-in: every connection reset.
+    const proxy = await startHttpFaultProxy({ target: targetOf(process.env.UPSTASH_REDIS_REST_URL!) });
+    proxy.setMode("reset");
+    setSyncRedisForTests(createSyncRedis(proxy.url, process.env.UPSTASH_REDIS_REST_TOKEN!));
+    const signature = await signQstash({ key: getEnv().QSTASH_CURRENT_SIGNING_KEY, url: ROUTE_URL, body: "{}" });
+    try {
+      const response = await fetch(ROUTE_URL, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Upstash-Signature": signature },
+        body: "{}",
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get("Content-Type")).toBe("application/problem+json");
+      expect(response.headers.get("Retry-After")).toBe("30");
+      expect(await response.json()).toMatchObject({ detail: expect.stringMatching(/QStash will retry/) });
+      expect(await fx.runs()).toHaveLength(0);
+    } finally {
+      setSyncRedisForTests(undefined);
+      await proxy.close();
+    }
+
+    const retried = await post(signature);
+    expect(retried.status).toBe(200);
+    expect(retried.body.replayed).toBeUndefined();
+    expect(await fx.runs()).toHaveLength(1);
   });
 });

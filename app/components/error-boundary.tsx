@@ -36,18 +36,38 @@ export function GeneralErrorBoundary() {
   );
 }
 
-function ErrorPanel({ title, code, children }: { title: string; code: number; children: React.ReactNode }) {
+const homeLinkClass =
+  "mt-5 inline-block rounded bg-indigo-700 px-3 py-2 text-sm font-medium text-white hover:bg-indigo-800";
+
+/**
+ * `outsideRemix` is for the page server.js answers before Remix runs (a refused cross-site form post): there is no
+ * router to give `<Link>` its context, so the way back is a plain link.
+ */
+export function ErrorPanel({
+  title,
+  code,
+  children,
+  outsideRemix = false,
+}: {
+  title: string;
+  code: number;
+  children: React.ReactNode;
+  outsideRemix?: boolean;
+}) {
   return (
     <section role="alert" className="mx-auto mt-10 max-w-lg rounded-lg border border-slate-200 bg-white p-6 shadow-sm">
       <p className="text-sm font-semibold text-indigo-700">Error {code}</p>
       <h1 className="mt-1 text-2xl font-semibold">{title}</h1>
       <p className="mt-3 text-slate-700">{children}</p>
-      <Link
-        to="/dashboard"
-        className="mt-5 inline-block rounded bg-indigo-700 px-3 py-2 text-sm font-medium text-white hover:bg-indigo-800"
-      >
-        Go to the dashboard
-      </Link>
+      {outsideRemix ? (
+        <a href="/dashboard" className={homeLinkClass}>
+          Go to the dashboard
+        </a>
+      ) : (
+        <Link to="/dashboard" className={homeLinkClass}>
+          Go to the dashboard
+        </Link>
+      )}
     </section>
   );
 }

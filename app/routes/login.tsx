@@ -32,13 +32,13 @@ export async function loader({ request }: LoaderFunctionArgs) {
   return null;
 }
 
-export async function action({ request }: ActionFunctionArgs) {
+export async function action({ request, context }: ActionFunctionArgs) {
   const form = await readPageForm(request);
   const parsed = loginSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return data<ActionData>({ errors: fieldErrors(parsed.error) }, { status: 400 });
 
   const email = normalizeEmail(parsed.data.email);
-  const address = clientAddress(request);
+  const address = clientAddress(request, context);
   const redis = getRedis();
   // Counted before the password is checked, so concurrent guesses cannot all slip past the limit.
   const admission = await admitLoginAttempt(redis, email, address).catch((error: unknown) => {

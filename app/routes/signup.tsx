@@ -22,12 +22,12 @@ export async function loader({ request }: LoaderFunctionArgs) {
   return null;
 }
 
-export async function action({ request }: ActionFunctionArgs) {
+export async function action({ request, context }: ActionFunctionArgs) {
   const form = await readPageForm(request);
   const parsed = signupSchema.safeParse(Object.fromEntries(form));
   if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
   // Counted before the password is hashed; like log-in, a sign-up that cannot be throttled is refused.
-  const admission = await admitSignupAttempt(getRedis(), clientAddress(request)).catch((error: unknown) => {
+  const admission = await admitSignupAttempt(getRedis(), clientAddress(request, context)).catch((error: unknown) => {
     console.error("signup: the throttle (Redis) could not be read:", error);
     return undefined;
   });

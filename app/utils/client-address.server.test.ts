@@ -5,26 +5,36 @@ import { parseEnv } from "./env.server";
 const withForwardedFor = (value?: string) =>
   new Request("http://localhost/login", value === undefined ? {} : { headers: { "X-Forwarded-For": value } });
 
+const noContext = {};
+
 describe("clientAddress", () => {
-  it("trusts no header without TRUST_PROXY: every client shares the deployment's fallback key", () => {
-    expect(clientAddress(withForwardedFor("203.0.113.9"), 0)).toBe(UNKNOWN_CLIENT_ADDRESS);
+  it("without TRUST_PROXY takes the socket's address and ignores X-Forwarded-For, which the client writes", () => {
+    expect(clientAddress(withForwardedFor("203.0.113.9"), { socketAddress: "198.51.100.7" }, 0)).toBe("198.51.100.7");
+    expect(clientAddress(withForwardedFor(), { socketAddress: "::ffff:127.0.0.1" }, 0)).toBe("127.0.0.1");
+    expect(clientAddress(withForwardedFor(), { socketAddress: "2001:db8:0:1:aaaa::1" }, 0)).toBe("2001:db8:0:1::/64");
   });
 
-  it("takes the entry the trusted proxies wrote, never one the client prepended", () => {
-    expect(clientAddress(withForwardedFor("198.51.100.1, 203.0.113.9"), 1)).toBe("203.0.113.9");
-    expect(clientAddress(withForwardedFor("198.51.100.1, 203.0.113.9, 10.0.0.2"), 2)).toBe("203.0.113.9");
+  it("without TRUST_PROXY and without a socket address (a route called directly) knows no address", () => {
+    expect(clientAddress(withForwardedFor("203.0.113.9"), noContext, 0)).toBe(UNKNOWN_CLIENT_ADDRESS);
+  });
+
+  it("takes the entry the trusted proxies wrote, never one the client prepended, nor the proxy's socket", () => {
+    const proxy = { socketAddress: "10.0.0.1" };
+    expect(clientAddress(withForwardedFor("198.51.100.1, 203.0.113.9"), proxy, 1)).toBe("203.0.113.9");
+    expect(clientAddress(withForwardedFor("198.51.100.1, 203.0.113.9, 10.0.0.2"), proxy, 2)).toBe("203.0.113.9");
   });
 
   it("falls back when the header is shorter than the proxy chain or not an address", () => {
-    expect(clientAddress(withForwardedFor(), 1)).toBe(UNKNOWN_CLIENT_ADDRESS);
-    expect(clientAddress(withForwardedFor("203.0.113.9"), 2)).toBe(UNKNOWN_CLIENT_ADDRESS);
-    expect(clientAddress(withForwardedFor("not-an-ip"), 1)).toBe(UNKNOWN_CLIENT_ADDRESS);
+    const proxy = { socketAddress: "10.0.0.1" };
+    expect(clientAddress(withForwardedFor(), proxy, 1)).toBe(UNKNOWN_CLIENT_ADDRESS);
+    expect(clientAddress(withForwardedFor("203.0.113.9"), proxy, 2)).toBe(UNKNOWN_CLIENT_ADDRESS);
+    expect(clientAddress(withForwardedFor("not-an-ip"), proxy, 1)).toBe(UNKNOWN_CLIENT_ADDRESS);
   });
 
   it("counts an IPv6 client by its /64 and an IPv4-mapped one as IPv4", () => {
-    expect(clientAddress(withForwardedFor("2001:db8:0:1:aaaa::1"), 1)).toBe("2001:db8:0:1::/64");
-    expect(clientAddress(withForwardedFor("2001:db8::1:bbbb"), 1)).toBe("2001:db8:0:0::/64");
-    expect(clientAddress(withForwardedFor("::ffff:203.0.113.9"), 1)).toBe("203.0.113.9");
+    expect(clientAddress(withForwardedFor("2001:db8:0:1:aaaa::1"), noContext, 1)).toBe("2001:db8:0:1::/64");
+    expect(clientAddress(withForwardedFor("2001:db8::1:bbbb"), noContext, 1)).toBe("2001:db8:0:0::/64");
+    expect(clientAddress(withForwardedFor("::ffff:203.0.113.9"), noContext, 1)).toBe("203.0.113.9");
   });
 });
 

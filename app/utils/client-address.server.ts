@@ -1,21 +1,28 @@
 import { isIPv4, isIPv6 } from "node:net";
+import type { AppLoadContext } from "@remix-run/node";
 import { getEnv } from "./env.server";
 
 /**
- * The key the throttles count a client under. remix-serve hands the app a Fetch Request without the socket's
- * address (and no load context to carry it), so the address can only come from `X-Forwarded-For`, and only as far
- * as the operator says proxies are trusted (`TRUST_PROXY`): each trusted proxy appends the address it was
- * connected from, so with N of them the client is the Nth entry from the right; anything further left was written
- * by the client and could be anything.
+ * The key the throttles count a client under.
  *
- * With `TRUST_PROXY=0` (or a header shorter than the proxy chain, i.e. a request that bypassed it) there is no
- * address to trust: the throttles then leave out their per-address limits rather than put every client in one
- * bucket (see the login and sign-up throttles). That is why production behind a proxy must set TRUST_PROXY.
+ * - `TRUST_PROXY=0` (the default, nothing in front of the app): the TCP peer's address, which `server.js` passes in
+ *   the load context. `X-Forwarded-For` is ignored, since the client writes it.
+ * - `TRUST_PROXY=N`: each trusted proxy appends the address it was connected from, so the client is the Nth entry
+ *   of `X-Forwarded-For` from the right; anything further left was written by the client and could be anything.
+ *   The socket's peer is then the nearest proxy, the same for every client, so it is never used.
+ *
+ * With no address to trust — a header shorter than the proxy chain (a request that bypassed it), or a route called
+ * without our server's load context (the Vitest route tests) — the result is UNKNOWN_CLIENT_ADDRESS, and the
+ * throttles leave out their per-address limits rather than put every client in one bucket.
  */
 export const UNKNOWN_CLIENT_ADDRESS = "unknown-client";
 
-export function clientAddress(request: Request, trustedProxies: number = getEnv().TRUST_PROXY): string {
-  if (trustedProxies < 1) return UNKNOWN_CLIENT_ADDRESS;
+export function clientAddress(
+  request: Request,
+  context: Pick<AppLoadContext, "socketAddress">,
+  trustedProxies: number = getEnv().TRUST_PROXY,
+): string {
+  if (trustedProxies < 1) return context.socketAddress ? throttleKeyFor(context.socketAddress) : UNKNOWN_CLIENT_ADDRESS;
   const hops = (request.headers.get("X-Forwarded-For") ?? "")
     .split(",")
     .map((hop) => hop.trim())
@@ -25,8 +32,9 @@ export function clientAddress(request: Request, trustedProxies: number = getEnv(
 }
 
 /**
- * IPv4 addresses count one by one. An IPv6 client usually holds a whole /64 and can rotate through it at will, so
- * it counts by its /64. Something that is not an address (a misconfigured proxy) gets the fallback key.
+ * IPv4 addresses count one by one (Node reports an IPv4 peer of a dual-stack socket as `::ffff:a.b.c.d`). An IPv6
+ * client usually holds a whole /64 and can rotate through it at will, so it counts by its /64. Something that is
+ * not an address (a misconfigured proxy) gets the fallback key.
  */
 function throttleKeyFor(hop: string): string {
   const mapped = hop.toLowerCase().replace(/^::ffff:/, "");

@@ -6,8 +6,8 @@ import { errors, type Requester } from "@upstash/redis";
  * The HTTP transport under our `@upstash/redis` client: Upstash's REST protocol over `node:http`/`node:https` with
  * one keep-alive agent.
  *
- * Why not the SDK's own transport: it calls the global `fetch`, and what that is depends on the host. Under
- * remix-serve it is `@remix-run/web-fetch` (Remix installs it unless single fetch is on), which sends
+ * Why not the SDK's own transport: it calls the global `fetch`, and what that is depends on the host. Under a
+ * Remix server without single fetch it is `@remix-run/web-fetch` (`installGlobals` installs it), which sends
  * `Connection: close` whenever no agent is given, so every quota check paid a TCP connect and teardown on both
  * ends; under Vitest it is Node's undici. Profiling the metered API route showed that transport as most of the
  * quota check's CPU. A plain keep-alive request is the same protocol, production-valid against Upstash, and

@@ -92,3 +92,8 @@ export function closeRedis(): void {
 export function setRedisForTests(redis: Redis | undefined): void {
   replaceSingleton(REDIS, redis);
 }
+
+/** Makes `getSyncRedis()` answer `redis` until called with undefined, as `setRedisForTests` does for the app's. */
+export function setSyncRedisForTests(redis: Redis | undefined): void {
+  replaceSingleton(SYNC_REDIS, redis);
+}

@@ -31,10 +31,14 @@ class BodyTooLargeError extends Error {
  */
 export function assertSameOrigin(request: Request): void {
   if (isSameOrigin(request)) return;
+  logCrossSiteRefusal(request);
+  throw crossSiteRefusal();
+}
+
+export function logCrossSiteRefusal(request: Request): void {
   const origin = request.headers.get("Origin");
   const site = request.headers.get("Sec-Fetch-Site");
   console.warn(JSON.stringify({ event: "csrf.refused", path: new URL(request.url).pathname, origin, site }));
-  throw crossSiteRefusal();
 }
 
 export function isSameOrigin(request: Request): boolean {
@@ -43,13 +47,16 @@ export function isSameOrigin(request: Request): boolean {
   return origin !== null ? origin === new URL(getEnv().APP_URL).origin : site === null || site === "same-origin";
 }
 
+export const CROSS_SITE_REFUSAL_MESSAGE =
+  "This form was sent from another site, so we did not act on it. If you sent it yourself, reload this page and " +
+  "try again from here.";
+
 /** The designed 403, as a page's error boundary shows it. */
 export function crossSiteRefusal(): Response {
-  return new Response(
-    "This form was sent from another site, so we did not act on it. If you sent it yourself, reload this page and " +
-      "try again from here.",
-    { status: 403, headers: { "Content-Type": "text/plain; charset=utf-8" } },
-  );
+  return new Response(CROSS_SITE_REFUSAL_MESSAGE, {
+    status: 403,
+    headers: { "Content-Type": "text/plain; charset=utf-8" },
+  });
 }
 
 /** The body of a page's form: same origin, at most 16 KB, or a 403/413 page. */

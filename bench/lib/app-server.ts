@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { freePort } from "../../dev/ports";
 
-/** The built app (`build/index.js`) served by remix-serve on loopback, as `npm start` serves it in production. */
+/** The built app (`build/index.js`) served by server.js on loopback, as `npm start` serves it in production. */
 export interface AppServer {
   url: string;
   process: ChildProcess;
@@ -15,13 +15,13 @@ const running = new Set<ChildProcess>();
 export async function startApp(env: Record<string, string>): Promise<AppServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [path.resolve("node_modules/@remix-run/serve/dist/cli.js"), "build/index.js"], {
+  const child = spawn(process.execPath, [path.resolve("server.js")], {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
   child.once("exit", () => running.delete(child));
-  // remix-serve logs every request; the pipe must be drained or the server stalls. Only the tail is kept.
+  // The server logs every request; the pipe must be drained or the server stalls. Only the tail is kept.
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
     tail.push(String(chunk));
@@ -31,7 +31,7 @@ export async function startApp(env: Record<string, string>): Promise<AppServer> 
   child.stderr?.on("data", keep);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`remix-serve exited with ${child.exitCode}:\n${tail.join("")}`);
+    if (child.exitCode !== null) throw new Error(`The app server exited with ${child.exitCode}:\n${tail.join("")}`);
     try {
       if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) })).ok) {
         return { url, process: child, tail };
@@ -42,7 +42,7 @@ export async function startApp(env: Record<string, string>): Promise<AppServer> 
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   child.kill("SIGKILL");
-  throw new Error(`remix-serve did not become healthy:\n${tail.join("")}`);
+  throw new Error(`The app server did not become healthy:\n${tail.join("")}`);
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`: a stuck server cannot hold a bench open. */
