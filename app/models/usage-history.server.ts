@@ -1,5 +1,6 @@
 import type { Db } from "~/utils/db.server";
 import { HOUR_MS, hourBucket } from "~/utils/period";
+import { bucketStart, DAY_MS, type Granularity, type HistoryRange } from "./usage-buckets.server";
 import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
 
 /**
@@ -13,6 +14,19 @@ export const MAX_CHART_POINTS = 200;
 /** The first hour bucket the range covers, so "24 h" means the current hour and the 23 before it. */
 export function rangeStart(range: UsageRange, now: Date): Date {
   return new Date(hourBucket(now).getTime() - (USAGE_RANGES[range].hours - 1) * HOUR_MS);
+}
+
+/**
+ * The chart's range in whole buckets, for its bar views and its CSV download: the days a "7 d" range touches, or
+ * its hours, up to the end of the current one.
+ */
+export function dashboardHistoryRange(range: UsageRange, granularity: Granularity, now: Date): HistoryRange {
+  const size = granularity === "day" ? DAY_MS : HOUR_MS;
+  return {
+    from: bucketStart(rangeStart(range, now), granularity),
+    to: new Date(bucketStart(now, granularity).getTime() + size),
+    granularity,
+  };
 }
 
 export interface UsagePoint {
