@@ -1,7 +1,14 @@
 import type { Db } from "~/utils/db.server";
 import { HOUR_MS, hourBucket } from "~/utils/period";
-import { bucketStart, DAY_MS, type Granularity, type HistoryRange } from "./usage-buckets.server";
-import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
+import {
+  bucketStart,
+  DAY_MS,
+  getUsageBuckets,
+  type Granularity,
+  type HistoryRange,
+  type UsageBucket,
+} from "./usage-buckets.server";
+import { USAGE_RANGES, USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
 
 /**
  * The persisted side of the dashboard: a customer's hourly usage snapshots over a chosen range, and their sheets.
@@ -96,4 +103,28 @@ export async function getUsageHistory(
   const hasAnyHistory =
     rows.length > 0 || (await db.usageSnapshot.findFirst({ where: { userId }, select: { hour: true } })) !== null;
   return { range, from, points: downsampleCumulative(rows, MAX_CHART_POINTS), snapshots: rows.length, hasAnyHistory };
+}
+
+export interface ChartHistory extends UsageHistory {
+  /** The bar views' calls per hour or day; null for the cumulative view. */
+  bars: { range: HistoryRange; buckets: UsageBucket[] } | null;
+}
+
+/**
+ * What the chart needs for a view: the cumulative points always (they also say whether the customer has any
+ * history), and the calls per bucket for a bar view. The two reads run side by side.
+ */
+export async function getChartHistory(
+  db: Db,
+  userId: string,
+  range: UsageRange,
+  view: UsageView,
+  now: Date = new Date(),
+): Promise<ChartHistory> {
+  const barsRange = view === "cumulative" ? null : dashboardHistoryRange(range, USAGE_VIEWS[view].granularity, now);
+  const [history, buckets] = await Promise.all([
+    getUsageHistory(db, userId, range, now),
+    barsRange ? getUsageBuckets(db, userId, barsRange) : null,
+  ]);
+  return { ...history, bars: barsRange && buckets ? { range: barsRange, buckets } : null };
 }
