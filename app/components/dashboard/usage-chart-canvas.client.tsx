@@ -12,6 +12,8 @@ import {
   type DotItemDotProps,
   type TooltipContentProps,
 } from "recharts";
+import { useState } from "react";
+import { HOUR_MS } from "~/utils/period";
 import { type ChartDatum, xTicks } from "./chart-data";
 import type { ChartGranularity } from "./types";
 import { formatAxisCount, formatClock, formatCount, formatDate, formatHour, formatTick } from "~/utils/format";
@@ -28,6 +30,9 @@ const PENDING = "#b45309";
 const LIMIT = "#b91c1c";
 const AXIS_TEXT = "#475569";
 const GRID = "#e2e8f0";
+const MARGIN = { top: 16, right: 12, bottom: 4, left: 4 };
+const Y_AXIS_WIDTH = 64;
+const DAY_MS = 24 * HOUR_MS;
 // amber-600: a filled area needs only the 3:1 of graphics.
 const PENDING_BAR = "#d97706";
 
@@ -89,9 +94,20 @@ export function UsageChartCanvas({
   hourly: boolean;
   kind: "line" | ChartGranularity;
 }) {
+  const [width, setWidth] = useState(600);
+  // On a time axis recharts sizes bars from the gaps between ticks (a day wide for hourly bars over a week), so each
+  // bar gets its width from the plot's width and the number of buckets the range holds, with a gap between bars.
+  const bucketMs = kind === "day" ? DAY_MS : HOUR_MS;
+  const plotWidth = Math.max(1, width - Y_AXIS_WIDTH - MARGIN.left - MARGIN.right);
+  const barSize = Math.max(1, Math.floor((plotWidth / Math.max(1, (to - from) / bucketMs)) * 0.8));
   return (
-    <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height: 288 }}>
-      <ComposedChart data={data} margin={{ top: 16, right: 12, bottom: 4, left: 4 }} barGap={0} barCategoryGap="15%">
+    <ResponsiveContainer
+      width="100%"
+      height="100%"
+      initialDimension={{ width: 600, height: 288 }}
+      onResize={(newWidth) => setWidth(newWidth)}
+    >
+      <ComposedChart data={data} margin={MARGIN} barGap={0} barCategoryGap="15%">
         <CartesianGrid stroke={GRID} vertical={false} />
         <XAxis
           dataKey="t"
@@ -111,7 +127,7 @@ export function UsageChartCanvas({
           tickFormatter={formatAxisCount}
           tick={{ fill: AXIS_TEXT, fontSize: 12 }}
           stroke={AXIS_TEXT}
-          width={64}
+          width={Y_AXIS_WIDTH}
         />
         {kind === "line" ? (
           <Tooltip content={UsageTooltip} cursor={{ stroke: AXIS_TEXT, strokeDasharray: "3 3" }} />
@@ -160,10 +176,24 @@ export function UsageChartCanvas({
           />
         ) : null}
         {kind === "line" ? null : (
-          <Bar dataKey="synced" name="Synced" stackId="calls" fill={SYNCED} isAnimationActive={false} />
+          <Bar
+            dataKey="synced"
+            name="Synced"
+            stackId="calls"
+            fill={SYNCED}
+            barSize={barSize}
+            isAnimationActive={false}
+          />
         )}
         {kind === "line" ? null : (
-          <Bar dataKey="pending" name="Not yet synced" stackId="calls" fill={PENDING_BAR} isAnimationActive={false} />
+          <Bar
+            dataKey="pending"
+            name="Not yet synced"
+            stackId="calls"
+            fill={PENDING_BAR}
+            barSize={barSize}
+            isAnimationActive={false}
+          />
         )}
       </ComposedChart>
     </ResponsiveContainer>

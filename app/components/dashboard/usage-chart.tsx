@@ -252,7 +252,7 @@ function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage 
       <p className="text-sm text-slate-700">
         <span className="font-medium tabular-nums text-slate-900">{formatCount(total)}</span> calls from{" "}
         {bucketLabel(Date.parse(bars.from), bars.granularity)}
-        {live ? ", including the ones not yet synced" : ""}
+        {data.some((d) => d.pending) ? ", including the ones not yet synced" : ""}
       </p>
       <figcaption className="sr-only">
         {`Calls per ${unit}: ${data.length} ${unit}s with calls, ${formatCount(total)} in all. The table below lists each.`}
