@@ -1,8 +1,10 @@
+import fs from "node:fs/promises";
 import { Client as QstashClient } from "@upstash/qstash";
 import { Redis } from "@upstash/redis";
 import { refreshApiKeyCacheForUser } from "../app/models/api-keys.server";
 import { loadRawEnv } from "../app/utils/env.server";
 import { hourBucket } from "../app/utils/period";
+import { createTestApiKey } from "../tests/factories";
 import { expect, seedHourlyHistory, test, uniqueEmail } from "./fixtures";
 
 const CSV = ["sku,name,price", "A-1,Anvil,120", "B-2,Bucket,7.5", "C-3,Crate,19"].join("\n");
@@ -213,4 +215,99 @@ test("the live counter stops polling while the tab is hidden and refreshes as so
   await setHidden(false);
   await shown;
   await expect(page.getByTestId("live-used")).toHaveText("0");
+});
+
+test("small usage on a big limit reads clearly, switches to bars per day, and downloads as CSV", async ({
+  loggedInPage: page,
+  user,
+  db,
+  request,
+}, testInfo) => {
+  // 2 calls an hour for 3 hours on the default 1,000-call plan: 6 calls, 0.6 %.
+  await seedHourlyHistory(db, user.id, 3, 2);
+  await page.goto("/dashboard");
+  const chart = page.getByTestId("usage-chart");
+  const figure = chart.locator("figure");
+  await expect(chart.locator(".recharts-surface")).toBeVisible();
+  await expect(page.getByTestId("live-used")).toHaveText("6");
+  await expect(page.getByTestId("live-percent")).toHaveText("(0.6 %)");
+  await expect(chart.getByTestId("chart-percent")).toHaveText("0.6 %");
+
+  // The axis fits 6 calls, not 1,000: it tops out at 8, and the limit is a labelled marker above the scale.
+  await expect(figure).toHaveAttribute("data-limit-on-scale", "false");
+  await expect(figure).toHaveAttribute("data-y-max", "8");
+  const tick = (text: string) => chart.locator(".recharts-cartesian-axis-tick-value").getByText(text, { exact: true });
+  await expect(tick("8")).toHaveCount(1);
+  await expect(tick("1,200")).toHaveCount(0);
+  await expect(chart.getByTestId("limit-marker")).toBeVisible();
+  await expect(chart.getByTestId("limit-marker")).toContainText("Limit 1,000 ↑");
+  await expect(chart.locator(".recharts-reference-line")).toHaveCount(0);
+
+  // "Show limit" draws the limit on the scale; "Fit to usage" goes back.
+  await chart.getByRole("button", { name: "Show limit" }).click();
+  await expect(figure).toHaveAttribute("data-limit-on-scale", "true");
+  await expect(chart.getByTestId("limit-marker")).toHaveCount(0);
+  await expect(chart.locator(".recharts-reference-line")).toHaveCount(1);
+  await expect(tick("1,200")).toHaveCount(1);
+  await chart.getByRole("button", { name: "Fit to usage" }).click();
+  await expect(chart.getByTestId("limit-marker")).toBeVisible();
+
+  // Every value is readable without hovering.
+  await chart.getByText("Show the values as a table").click();
+  // Three synced hours and the live value.
+  await expect(chart.getByTestId("usage-table").locator("tbody tr")).toHaveCount(4);
+  await expect(chart.getByTestId("usage-table").locator("tbody tr").last()).toContainText("6");
+
+  const desktop = await page.screenshot({ path: "test-results/dashboard-chart-desktop.png", fullPage: true });
+  await testInfo.attach("dashboard chart, desktop", { body: desktop, contentType: "image/png" });
+
+  // Per day: bars of the calls in each day, 6 in all.
+  await chart.getByRole("link", { name: "Per day" }).click();
+  await expect(page).toHaveURL(/[?&]view=day/);
+  await expect(chart).toHaveAttribute("data-view", "day");
+  await expect(chart.locator(".recharts-bar-rectangle").first()).toBeVisible();
+  await expect(chart.getByRole("link", { name: "Per day" })).toHaveAttribute("aria-current", "page");
+  await expect(figure).toContainText("6 calls from");
+
+  // The CSV of the range shown.
+  const downloading = page.waitForEvent("download");
+  await chart.getByRole("link", { name: "Download CSV" }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toMatch(/^sheetmeter-usage-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = await fs.readFile(await download.path(), "utf8");
+  const [header, ...lines] = csv.trimEnd().split("\r\n");
+  expect(header).toBe("period,day,used,calls");
+  const rows = lines.map((line) => line.split(","));
+  expect(rows.reduce((sum, row) => sum + Number(row[3]), 0)).toBe(6);
+  expect(rows.at(-1)![2]).toBe("6");
+
+  // The same history through the API with a key, over the wire, unmetered.
+  const { key } = await createTestApiKey(db, user.id, "export");
+  const exported = await request.get("/api/v1/usage/history?granularity=day", {
+    headers: { Authorization: `Bearer ${key}` },
+  });
+  expect(exported.status()).toBe(200);
+  expect(exported.headers()["content-security-policy"]).toContain("default-src 'none'");
+  const body = await exported.json();
+  expect(body.meta.granularity).toBe("day");
+  expect(body.data.reduce((sum: number, row: { calls: number }) => sum + row.calls, 0)).toBe(6);
+  const usage = await request.get("/api/v1/usage", { headers: { Authorization: `Bearer ${key}` } });
+  expect((await usage.json()).used).toBe(6);
+
+  // A phone: nothing scrolls sideways, in either view.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect(chart.locator(".recharts-surface")).toBeVisible();
+  await expect
+    .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth))
+    .toBeLessThanOrEqual(0);
+  const phoneBars = await page.screenshot({ path: "test-results/dashboard-chart-phone-day.png", fullPage: true });
+  await testInfo.attach("dashboard chart per day, phone", { body: phoneBars, contentType: "image/png" });
+  await chart.getByRole("link", { name: "Cumulative" }).click();
+  await expect(chart).toHaveAttribute("data-view", "cumulative");
+  await expect(chart.getByTestId("limit-marker")).toBeVisible();
+  await expect
+    .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth))
+    .toBeLessThanOrEqual(0);
+  const phone = await page.screenshot({ path: "test-results/dashboard-chart-phone.png", fullPage: true });
+  await testInfo.attach("dashboard chart, phone", { body: phone, contentType: "image/png" });
 });

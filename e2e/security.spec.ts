@@ -66,6 +66,15 @@ test("the signed-in pages, the chart and the forms run under the CSP without a v
   await expect(chart).toBeVisible();
   // The tooltip is where recharts writes inline styles.
   await chart.hover();
+  // The bar views draw and show their tooltip under the same policy.
+  await page.getByRole("link", { name: "Per hour" }).click();
+  await expect(page.getByTestId("usage-chart")).toHaveAttribute("data-view", "hour");
+  await expect(page.getByTestId("usage-chart").locator(".recharts-bar-rectangle").first()).toBeVisible();
+  await chart.hover();
+  const csv = await page.request.get("/dashboard/usage.csv?range=24h&view=hour");
+  expect(csv.status()).toBe(200);
+  expectSecurityHeaders(csv.headers(), "other");
+  expect(csv.headers()["cache-control"]).toBe("private, no-store");
 
   await page.goto("/sheets");
   await page.getByLabel("CSV file").setInputFiles({

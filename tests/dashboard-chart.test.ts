@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildChartData, xTicks, yTicks } from "~/components/dashboard/chart-data";
+import { buildBarData, buildChartData, xTicks, yScale, yTicks } from "~/components/dashboard/chart-data";
 import { formatDuration, formatRelative } from "~/utils/format";
 import type { LiveUsage } from "~/components/dashboard/types";
 
@@ -52,6 +52,61 @@ describe("chart data", () => {
       expect(ticks.at(-1)).toBeGreaterThan(limit);
       expect(ticks.every(Number.isInteger)).toBe(true);
     }
+  });
+
+  it("fits the y axis to usage far below the limit, and puts the limit on the scale when asked or when near", () => {
+    const small = buildChartData(
+      [
+        { hour: "2026-11-29T07:00:00.000Z", used: 4, period: "2026-11" },
+        { hour: "2026-11-29T08:00:00.000Z", used: 6, period: "2026-11" },
+      ],
+      null,
+    );
+    const fitted = yScale(small, 1000);
+    expect(fitted.limitOnScale).toBe(false);
+    expect(fitted.ticks.at(-1)).toBeGreaterThanOrEqual(6);
+    expect(fitted.ticks.at(-1)).toBeLessThanOrEqual(10);
+    expect(fitted.ticks.every(Number.isInteger)).toBe(true);
+    expect(yScale(small, 1000, { showLimit: true })).toEqual({ ticks: yTicks(small, 1000), limitOnScale: true });
+    // From a quarter of the limit up the limit is in view on its own.
+    expect(yScale([{ t: 0, synced: 250 }], 1000).limitOnScale).toBe(true);
+    expect(yScale([{ t: 0, synced: 249 }], 1000).limitOnScale).toBe(false);
+    // Nothing used yet: still a scale, not a division by zero.
+    expect(yScale([{ t: 0, pending: 0, live: true }], 1000).ticks).toEqual([0, 1]);
+    // Bars have no limit to show and stack their synced and pending parts.
+    expect(yScale([{ t: 0, synced: 6, pending: 5 }], null, { stacked: true })).toMatchObject({ limitOnScale: false });
+    expect(yScale([{ t: 0, synced: 6, pending: 5 }], null, { stacked: true }).ticks.at(-1)).toBeGreaterThanOrEqual(11);
+  });
+
+  it("draws bars at their bucket's middle and stacks the calls not yet synced on the current one", () => {
+    const buckets = [
+      { start: "2026-11-28T00:00:00.000Z", period: "2026-11", used: 40, calls: 40 },
+      { start: "2026-11-29T00:00:00.000Z", period: "2026-11", used: 52, calls: 12 },
+    ];
+    const day = 86_400_000;
+    const today = Date.parse("2026-11-29T00:00:00Z");
+    expect(buildBarData(buckets, live(60, "2026-11-29T08:40:00.000Z"), "day")).toEqual([
+      { t: today - day / 2, start: today - day, synced: 40 },
+      { t: today + day / 2, start: today, synced: 12, pending: 8, live: true },
+    ]);
+    // The live count in the next hour, before its sync: a bar of its own.
+    const hourly = buildBarData(
+      [{ start: "2026-11-29T07:00:00.000Z", period: "2026-11", used: 52, calls: 3 }],
+      live(55, "2026-11-29T08:40:00.000Z"),
+      "hour",
+    );
+    expect(hourly.at(-1)).toEqual({
+      t: Date.parse("2026-11-29T08:30:00Z"),
+      start: Date.parse("2026-11-29T08:00:00Z"),
+      pending: 3,
+      live: true,
+    });
+    // A new month counts from zero, not from last month's total.
+    const december = buildBarData(buckets, live(5, "2026-12-01T00:10:00.000Z", "2026-12"), "day");
+    expect(december.at(-1)).toMatchObject({ pending: 5, start: Date.parse("2026-12-01T00:00:00Z") });
+    // Nothing new since the sync: nothing pending.
+    expect(buildBarData(buckets, live(52, "2026-11-29T08:40:00.000Z"), "day")).toHaveLength(2);
+    expect(buildBarData(buckets, live(52, "2026-11-29T08:40:00.000Z"), "day")[1].pending).toBeUndefined();
   });
 
   it("places time ticks on whole UTC hours and midnights", () => {

@@ -152,6 +152,30 @@ describe("dashboard loader", () => {
     expect(bogus.history.data.points).toHaveLength(168);
   });
 
+  it("sends calls per hour or per day for the bar views, the same as the export would", async () => {
+    const cumulative = await loadDashboard(customer.cookie, "?range=24h");
+    expect(cumulative.view).toBe("cumulative");
+    expect(cumulative.history.data.bars).toBeNull();
+
+    const hours = await loadDashboard(customer.cookie, "?range=24h&view=hour");
+    expect(hours.view).toBe("hour");
+    expect(hours.history.data.bars).toMatchObject({ granularity: "hour" });
+    const hourBuckets = hours.history.data.bars.buckets as { start: string; used: number; calls: number }[];
+    expect(hourBuckets).toHaveLength(24);
+    expect(hourBuckets.at(-1)!.used).toBe(snapshots.at(-1)!.used);
+    // Each hour's calls are the growth since the hour before (or the whole count in a month's first hour).
+    for (const bucket of hourBuckets) expect([2, bucket.used]).toContain(bucket.calls);
+
+    const days = await loadDashboard(customer.cookie, "?range=7d&view=day");
+    const dayBuckets = days.history.data.bars.buckets as { start: string; calls: number }[];
+    expect(days.history.data.bars.granularity).toBe("day");
+    expect(dayBuckets.every((b) => b.start.endsWith("T00:00:00.000Z"))).toBe(true);
+    expect(dayBuckets.length).toBeGreaterThanOrEqual(7);
+    expect(dayBuckets.length).toBeLessThanOrEqual(8);
+
+    expect((await loadDashboard(customer.cookie, "?view=week")).view).toBe("cumulative");
+  });
+
   it("still renders history, sheets and sync status when Redis is down", async () => {
     const errors = captureErrors();
     const data = await withRedisDown(() => loadDashboard(customer.cookie));

@@ -1,6 +1,14 @@
 import type { Db } from "~/utils/db.server";
 import { HOUR_MS, hourBucket } from "~/utils/period";
-import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
+import {
+  bucketStart,
+  DAY_MS,
+  getUsageBuckets,
+  type Granularity,
+  type HistoryRange,
+  type UsageBucket,
+} from "./usage-buckets.server";
+import { USAGE_RANGES, USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
 
 /**
  * The persisted side of the dashboard: a customer's hourly usage snapshots over a chosen range, and their sheets.
@@ -13,6 +21,19 @@ export const MAX_CHART_POINTS = 200;
 /** The first hour bucket the range covers, so "24 h" means the current hour and the 23 before it. */
 export function rangeStart(range: UsageRange, now: Date): Date {
   return new Date(hourBucket(now).getTime() - (USAGE_RANGES[range].hours - 1) * HOUR_MS);
+}
+
+/**
+ * The chart's range in whole buckets, for its bar views and its CSV download: the days a "7 d" range touches, or
+ * its hours, up to the end of the current one.
+ */
+export function dashboardHistoryRange(range: UsageRange, granularity: Granularity, now: Date): HistoryRange {
+  const size = granularity === "day" ? DAY_MS : HOUR_MS;
+  return {
+    from: bucketStart(rangeStart(range, now), granularity),
+    to: new Date(bucketStart(now, granularity).getTime() + size),
+    granularity,
+  };
 }
 
 export interface UsagePoint {
@@ -82,4 +103,28 @@ export async function getUsageHistory(
   const hasAnyHistory =
     rows.length > 0 || (await db.usageSnapshot.findFirst({ where: { userId }, select: { hour: true } })) !== null;
   return { range, from, points: downsampleCumulative(rows, MAX_CHART_POINTS), snapshots: rows.length, hasAnyHistory };
+}
+
+export interface ChartHistory extends UsageHistory {
+  /** The bar views' calls per hour or day; null for the cumulative view. */
+  bars: { range: HistoryRange; buckets: UsageBucket[] } | null;
+}
+
+/**
+ * What the chart needs for a view: the cumulative points always (they also say whether the customer has any
+ * history), and the calls per bucket for a bar view. The two reads run side by side.
+ */
+export async function getChartHistory(
+  db: Db,
+  userId: string,
+  range: UsageRange,
+  view: UsageView,
+  now: Date = new Date(),
+): Promise<ChartHistory> {
+  const barsRange = view === "cumulative" ? null : dashboardHistoryRange(range, USAGE_VIEWS[view].granularity, now);
+  const [history, buckets] = await Promise.all([
+    getUsageHistory(db, userId, range, now),
+    barsRange ? getUsageBuckets(db, userId, barsRange) : null,
+  ]);
+  return { ...history, bars: barsRange && buckets ? { range: barsRange, buckets } : null };
 }

@@ -17,14 +17,14 @@ import { useLiveUsage } from "~/components/dashboard/use-live-usage";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { listNewestSheets } from "~/models/sheets.server";
-import { getUsageHistory } from "~/models/usage-history.server";
+import { getChartHistory } from "~/models/usage-history.server";
 import { databaseUnavailablePage } from "~/utils/database-outage.server";
 import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
 import { getUserId } from "~/utils/session.server";
-import { parseRange, type UsageRange } from "~/utils/usage-ranges";
+import { parseRange, parseView, type UsageRange, type UsageView } from "~/utils/usage-ranges";
 
 export const meta: MetaFunction = () => [{ title: "Dashboard · Sheetmeter" }];
 
@@ -54,16 +54,18 @@ function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value
 const DASHBOARD_SHEETS = 6;
 
 /** The parts read from Postgres; settles, never rejects, so it can start before access is decided. */
-function loadPersistedParts(db: Db, userId: string, range: UsageRange, now: Date) {
+function loadPersistedParts(db: Db, userId: string, range: UsageRange, view: UsageView, now: Date) {
   return Promise.allSettled([
-    withTimeout(() => getUsageHistory(db, userId, range, now), "usage history"),
+    withTimeout(() => getChartHistory(db, userId, range, view, now), "usage history"),
     withTimeout(() => getLastSyncRun(db), "last sync"),
     withTimeout(() => listNewestSheets(db, userId, DASHBOARD_SHEETS), "sheet summary"),
   ]);
 }
 
 export async function loader({ request }: LoaderFunctionArgs) {
-  const range = parseRange(new URL(request.url).searchParams.get("range"));
+  const params = new URL(request.url).searchParams;
+  const range = parseRange(params.get("range"));
+  const view = parseView(params.get("view"));
   const now = new Date();
   const db = getDb();
 
@@ -71,7 +73,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
   // one round trip less on every load. requireUser still decides who gets the page, and reports a failed lookup
   // (it sees the same per-request result), so a failure here only skips the head start.
   const sessionUserId = await getUserId(request).catch(() => undefined);
-  const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, now) : undefined;
+  const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, view, now) : undefined;
   const user = await requireUser(request).catch((error: unknown) => {
     if (error instanceof Response) throw error;
     // Without Postgres there is no account to show (not even the limit); say so instead of a bare 500.
@@ -85,13 +87,14 @@ export async function loader({ request }: LoaderFunctionArgs) {
   // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
   const [[usage], [history, lastSync, sheets]] = await Promise.all([
     Promise.allSettled([withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage")]),
-    persisted ?? loadPersistedParts(db, user.id, range, now),
+    persisted ?? loadPersistedParts(db, user.id, range, view, now),
   ]);
 
   return data(
     {
       user: { email: user.email, monthlyLimit: user.monthlyLimit },
       range,
+      view,
       now: now.toISOString(),
       period: periodOf(now),
       appUrl: getEnv().APP_URL,
@@ -100,6 +103,17 @@ export async function loader({ request }: LoaderFunctionArgs) {
         from: value.from.toISOString(),
         hasAnyHistory: value.hasAnyHistory,
         points: value.points.map((p) => ({ hour: p.hour.toISOString(), used: p.used, period: p.period })),
+        bars: value.bars && {
+          from: value.bars.range.from.toISOString(),
+          to: value.bars.range.to.toISOString(),
+          granularity: value.bars.range.granularity,
+          buckets: value.bars.buckets.map((b) => ({
+            start: b.start.toISOString(),
+            period: b.period,
+            used: b.used,
+            calls: b.calls,
+          })),
+        },
       })),
       lastSync: part(lastSync, "last sync", (run) =>
         run
@@ -146,7 +160,14 @@ export default function Dashboard() {
         {isNewCustomer ? (
           <FirstCallGuide appUrl={data.appUrl} firstSheet={sheets[0] ?? null} />
         ) : (
-          <UsageChart range={data.range} history={data.history} live={live.usage} limit={limit} serverNow={data.now} />
+          <UsageChart
+            range={data.range}
+            view={data.view}
+            history={data.history}
+            live={live.usage}
+            limit={limit}
+            serverNow={data.now}
+          />
         )}
         <SheetSummary sheets={data.sheets} appUrl={data.appUrl} />
       </div>

@@ -17,9 +17,18 @@ export function formatAxisCount(value: number): string {
   return Math.abs(value) >= 1_000_000 ? compact.format(value) : integer.format(value);
 }
 
+/**
+ * The share of the quota used, as true as one decimal allows: "0.6 %", "41.2 %", "80 %". Rounded down, so a share
+ * never reads as more than it is; "< 0.1 %" for usage too small to show, so non-zero usage never reads "0 %"; and
+ * "100 %" only at or over the limit (999 of 1,000 reads "99.9 %", not a rounded-up "100 %" while calls still pass).
+ */
 export function formatPercent(used: number, limit: number): string {
-  if (limit <= 0) return "100%";
-  return `${Math.floor((used / limit) * 100)}%`;
+  if (limit <= 0 || used >= limit) return "100 %";
+  if (used <= 0) return "0 %";
+  // Tenths of a percent from integers, so 29 of 1,000 is 2.9 and not 2.8 from 0.029 * 100 = 2.8999….
+  const tenths = Math.floor((used * 1000) / limit);
+  if (tenths === 0) return "< 0.1 %";
+  return `${tenths % 10 === 0 ? tenths / 10 : (tenths / 10).toFixed(1)} %`;
 }
 
 /** "November 2026" */

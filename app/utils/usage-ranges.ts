@@ -22,3 +22,21 @@ export function isUsageRange(value: unknown): value is UsageRange {
 export function parseRange(value: string | null | undefined): UsageRange {
   return isUsageRange(value) ? value : DEFAULT_RANGE;
 }
+
+/**
+ * How the chart shows the range: the month's running total (against the limit), or bars of the calls made in each
+ * hour or day. Also in the URL, like the range.
+ */
+export const USAGE_VIEWS = {
+  cumulative: { label: "Cumulative", granularity: "hour" },
+  hour: { label: "Per hour", granularity: "hour" },
+  day: { label: "Per day", granularity: "day" },
+} as const;
+
+export type UsageView = keyof typeof USAGE_VIEWS;
+
+export const DEFAULT_VIEW: UsageView = "cumulative";
+
+export function parseView(value: string | null | undefined): UsageView {
+  return typeof value === "string" && Object.hasOwn(USAGE_VIEWS, value) ? (value as UsageView) : DEFAULT_VIEW;
+}

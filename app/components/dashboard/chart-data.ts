@@ -1,5 +1,5 @@
 import { HOUR_MS } from "~/utils/period";
-import type { ChartPoint, LiveUsage } from "./types";
+import type { ChartBucket, ChartGranularity, ChartPoint, LiveUsage } from "./types";
 
 /**
  * One x position on the chart. `synced` draws the persisted line; `pending` draws the dashed segment from the last
@@ -10,6 +10,8 @@ export interface ChartDatum {
   synced?: number;
   pending?: number;
   live?: true;
+  /** Bars only: the first instant of the hour or day (a bar stands at its bucket's middle). */
+  start?: number;
 }
 
 export function buildChartData(points: readonly ChartPoint[], live: LiveUsage | null): ChartDatum[] {
@@ -28,12 +30,82 @@ const DAY_MS = 24 * HOUR_MS;
 const MAX_Y_INTERVALS = 6;
 
 /**
+ * Bars of the calls in each hour or day, at the middle of their bucket so ticks on whole hours and midnights fall
+ * between them. The live count's calls since the last sync stand on the current bucket as `pending` (stacked on
+ * top of its synced calls, or alone when the sync has not reached it yet).
+ */
+export function buildBarData(
+  buckets: readonly ChartBucket[],
+  live: LiveUsage | null,
+  granularity: ChartGranularity,
+): ChartDatum[] {
+  const size = granularity === "day" ? DAY_MS : HOUR_MS;
+  const data: ChartDatum[] = buckets.map((bucket) => {
+    const start = Date.parse(bucket.start);
+    return { t: start + size / 2, start, synced: bucket.calls };
+  });
+  if (!live) return data;
+  const last = buckets.at(-1);
+  // A new month restarts the count, so the last month's total is no baseline for this one.
+  const syncedThisMonth = last && last.period === live.period ? last.used : 0;
+  const unsynced = live.used - syncedThisMonth;
+  if (unsynced <= 0) return data;
+  const start = Math.floor(Date.parse(live.at) / size) * size;
+  const current = data.at(-1);
+  if (current && current.start === start) {
+    current.pending = unsynced;
+    current.live = true;
+  } else {
+    data.push({ t: start + size / 2, start, pending: unsynced, live: true });
+  }
+  return data;
+}
+
+/**
+ * Below this share of the limit the usage is fitted instead: on a scale drawn for 1,000 calls, 6 calls are a flat
+ * line on the floor. From a quarter up the line already fills a readable part of the height with the limit in view.
+ */
+export const LIMIT_ON_SCALE_RATIO = 0.25;
+
+export interface YScale {
+  ticks: number[];
+  /** Whether the limit is within the ticks (drawn as a line), or above them (shown as a marker at the top edge). */
+  limitOnScale: boolean;
+}
+
+/** The highest value drawn; stacked bars count their synced and pending parts together. */
+export function highestValue(data: readonly ChartDatum[], stacked = false): number {
+  return data.reduce(
+    (max, d) => Math.max(max, stacked ? (d.synced ?? 0) + (d.pending ?? 0) : Math.max(d.synced ?? 0, d.pending ?? 0)),
+    0,
+  );
+}
+
+/**
+ * The y scale: fitted to the usage when it is far below the limit (or there is no limit to show, as for bars of
+ * calls per bucket), otherwise, or when the customer asks to see it, reaching a little above the limit.
+ */
+export function yScale(
+  data: readonly ChartDatum[],
+  limit: number | null,
+  { showLimit = false, stacked = false } = {},
+): YScale {
+  const highest = highestValue(data, stacked);
+  const limitOnScale = limit !== null && limit > 0 && (showLimit || highest >= limit * LIMIT_ON_SCALE_RATIO);
+  return { ticks: roundTicks(limitOnScale ? Math.max(limit, highest) : highest), limitOnScale };
+}
+
+/**
  * Y ticks from 0 to a round ceiling a little above the limit (or the highest value past it), so the limit's label
  * is never clipped and every tick reads as a round number: 0, 2,000, 4,000 … 12,000.
  */
 export function yTicks(data: readonly ChartDatum[], limit: number): number[] {
-  const highest = data.reduce((max, d) => Math.max(max, d.synced ?? 0, d.pending ?? 0), 0);
-  const target = Math.max(1, Math.max(limit, highest) * 1.08);
+  return roundTicks(Math.max(limit, highestValue(data)));
+}
+
+/** 0 to a round ceiling a little above `top`, in at most six round steps. */
+function roundTicks(top: number): number[] {
+  const target = Math.max(1, top * 1.08);
   let step = 1;
   for (let magnitude = 1; ; magnitude *= 10) {
     const found = [1, 2, 2.5, 5]

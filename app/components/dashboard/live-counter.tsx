@@ -44,7 +44,9 @@ function Counter({ usage }: { usage: LiveUsage }) {
           {formatCount(usage.used)}
         </span>
         <span className="text-lg text-slate-600">/ {formatCount(usage.limit)}</span>
-        <span className="text-sm text-slate-600">({formatPercent(usage.used, usage.limit)})</span>
+        <span data-testid="live-percent" className="whitespace-nowrap text-sm text-slate-600">
+          ({formatPercent(usage.used, usage.limit)})
+        </span>
       </p>
       <div
         role="progressbar"

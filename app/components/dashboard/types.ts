@@ -35,3 +35,23 @@ export interface SheetSummaryView {
 
 /** One part of the page: its data, or the fact that it could not be loaded (the part renders its own message). */
 export type Part<T> = { ok: true; data: T } | { ok: false };
+
+export type ChartGranularity = "hour" | "day";
+
+/** Calls in one hour or day, from the same bucketing as the export (`app/models/usage-buckets.server.ts`). */
+export interface ChartBucket {
+  /** The first instant of the hour or day. */
+  start: string;
+  period: string;
+  /** The month's running total at the end of the bucket. */
+  used: number;
+  calls: number;
+}
+
+/** The bar views' range, in whole buckets (a "7 d" range by day covers the eight days it touches). */
+export interface ChartBars {
+  from: string;
+  to: string;
+  granularity: ChartGranularity;
+  buckets: ChartBucket[];
+}

@@ -1,5 +1,6 @@
 import {
   Area,
+  Bar,
   CartesianGrid,
   ComposedChart,
   Line,
@@ -11,8 +12,11 @@ import {
   type DotItemDotProps,
   type TooltipContentProps,
 } from "recharts";
-import { type ChartDatum, xTicks, yTicks } from "./chart-data";
-import { formatAxisCount, formatClock, formatCount, formatHour, formatTick } from "~/utils/format";
+import { useState } from "react";
+import { HOUR_MS } from "~/utils/period";
+import { type ChartDatum, xTicks } from "./chart-data";
+import type { ChartGranularity } from "./types";
+import { formatAxisCount, formatClock, formatCount, formatDate, formatHour, formatTick } from "~/utils/format";
 
 /**
  * The recharts drawing itself. A `.client` module: the Remix compiler leaves it out of the server build, so recharts
@@ -26,6 +30,11 @@ const PENDING = "#b45309";
 const LIMIT = "#b91c1c";
 const AXIS_TEXT = "#475569";
 const GRID = "#e2e8f0";
+const MARGIN = { top: 16, right: 12, bottom: 4, left: 4 };
+const Y_AXIS_WIDTH = 64;
+const DAY_MS = 24 * HOUR_MS;
+// amber-600: a filled area needs only the 3:1 of graphics.
+const PENDING_BAR = "#d97706";
 
 function LiveDot({ cx, cy, payload }: DotItemDotProps) {
   if (!(payload as ChartDatum).live || cx == null || cy == null) return null;
@@ -46,23 +55,59 @@ function UsageTooltip({ active, payload }: TooltipContentProps) {
   );
 }
 
+function BarTooltip({ active, payload, granularity }: TooltipContentProps & { granularity: ChartGranularity }) {
+  const datum = payload?.[0]?.payload as ChartDatum | undefined;
+  if (!active || !datum) return null;
+  const start = datum.start ?? datum.t;
+  return (
+    <div className="rounded border border-slate-300 bg-white px-3 py-2 text-sm shadow-md">
+      <p className="font-medium text-slate-900">
+        {granularity === "day" ? formatDate(new Date(start)) : formatHour(start)}
+      </p>
+      <p className="tabular-nums text-slate-700">
+        {formatCount((datum.synced ?? 0) + (datum.pending ?? 0))} calls
+        {datum.pending ? ` (${formatCount(datum.pending)} not yet synced)` : ""}
+      </p>
+    </div>
+  );
+}
+
+/**
+ * `kind` "line" draws the month's running total against the limit (when `limit` is given, i.e. on the scale);
+ * "hour" and "day" draw bars of the calls in each bucket, synced and not-yet-synced stacked. A limit per hour (plans
+ * that change mid-month) would be one more series on the same data, drawn as a step line.
+ */
 export function UsageChartCanvas({
   data,
   limit,
+  yTicks,
   from,
   to,
   hourly,
+  kind,
 }: {
   data: ChartDatum[];
-  limit: number;
+  limit: number | null;
+  yTicks: number[];
   from: number;
   to: number;
   hourly: boolean;
+  kind: "line" | ChartGranularity;
 }) {
-  const yAxisTicks = yTicks(data, limit);
+  const [width, setWidth] = useState(600);
+  // On a time axis recharts sizes bars from the gaps between ticks (a day wide for hourly bars over a week), so each
+  // bar gets its width from the plot's width and the number of buckets the range holds, with a gap between bars.
+  const bucketMs = kind === "day" ? DAY_MS : HOUR_MS;
+  const plotWidth = Math.max(1, width - Y_AXIS_WIDTH - MARGIN.left - MARGIN.right);
+  const barSize = Math.max(1, Math.floor((plotWidth / Math.max(1, (to - from) / bucketMs)) * 0.8));
   return (
-    <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height: 288 }}>
-      <ComposedChart data={data} margin={{ top: 16, right: 12, bottom: 4, left: 4 }}>
+    <ResponsiveContainer
+      width="100%"
+      height="100%"
+      initialDimension={{ width: 600, height: 288 }}
+      onResize={(newWidth) => setWidth(newWidth)}
+    >
+      <ComposedChart data={data} margin={MARGIN} barGap={0} barCategoryGap="15%">
         <CartesianGrid stroke={GRID} vertical={false} />
         <XAxis
           dataKey="t"
@@ -76,47 +121,80 @@ export function UsageChartCanvas({
           minTickGap={28}
         />
         <YAxis
-          domain={[0, yAxisTicks.at(-1) ?? 1]}
-          ticks={yAxisTicks}
+          domain={[0, yTicks.at(-1) ?? 1]}
+          ticks={yTicks}
           allowDecimals={false}
           tickFormatter={formatAxisCount}
           tick={{ fill: AXIS_TEXT, fontSize: 12 }}
           stroke={AXIS_TEXT}
-          width={64}
+          width={Y_AXIS_WIDTH}
         />
-        <Tooltip content={UsageTooltip} cursor={{ stroke: AXIS_TEXT, strokeDasharray: "3 3" }} />
-        <ReferenceLine
-          y={limit}
-          stroke={LIMIT}
-          strokeWidth={2}
-          strokeDasharray="6 4"
-          label={{ value: `Limit ${formatCount(limit)}`, position: "insideTopLeft", fill: LIMIT, fontSize: 12 }}
-        />
-        <Area
-          dataKey="synced"
-          name="Synced"
-          type="linear"
-          stroke={SYNCED}
-          strokeWidth={2}
-          fill={SYNCED}
-          fillOpacity={0.12}
-          dot={data.length <= 48 ? { r: 3, fill: SYNCED, strokeWidth: 0 } : false}
-          activeDot={{ r: 5 }}
-          isAnimationActive={false}
-          connectNulls={false}
-        />
-        <Line
-          dataKey="pending"
-          name="Now, not yet synced"
-          type="linear"
-          stroke={PENDING}
-          strokeWidth={2}
-          strokeDasharray="5 4"
-          dot={LiveDot}
-          activeDot={{ r: 6, fill: "#ffffff", stroke: PENDING, strokeWidth: 3 }}
-          isAnimationActive={false}
-          connectNulls
-        />
+        {kind === "line" ? (
+          <Tooltip content={UsageTooltip} cursor={{ stroke: AXIS_TEXT, strokeDasharray: "3 3" }} />
+        ) : (
+          <Tooltip
+            content={(props: TooltipContentProps) => <BarTooltip {...props} granularity={kind} />}
+            cursor={{ fill: GRID }}
+          />
+        )}
+        {kind === "line" && limit !== null ? (
+          <ReferenceLine
+            y={limit}
+            stroke={LIMIT}
+            strokeWidth={2}
+            strokeDasharray="6 4"
+            label={{ value: `Limit ${formatCount(limit)}`, position: "insideTopLeft", fill: LIMIT, fontSize: 12 }}
+          />
+        ) : null}
+        {kind === "line" ? (
+          <Area
+            dataKey="synced"
+            name="Synced"
+            type="linear"
+            stroke={SYNCED}
+            strokeWidth={2}
+            fill={SYNCED}
+            fillOpacity={0.12}
+            dot={data.length <= 48 ? { r: 3, fill: SYNCED, strokeWidth: 0 } : false}
+            activeDot={{ r: 5 }}
+            isAnimationActive={false}
+            connectNulls={false}
+          />
+        ) : null}
+        {kind === "line" ? (
+          <Line
+            dataKey="pending"
+            name="Now, not yet synced"
+            type="linear"
+            stroke={PENDING}
+            strokeWidth={2}
+            strokeDasharray="5 4"
+            dot={LiveDot}
+            activeDot={{ r: 6, fill: "#ffffff", stroke: PENDING, strokeWidth: 3 }}
+            isAnimationActive={false}
+            connectNulls
+          />
+        ) : null}
+        {kind === "line" ? null : (
+          <Bar
+            dataKey="synced"
+            name="Synced"
+            stackId="calls"
+            fill={SYNCED}
+            barSize={barSize}
+            isAnimationActive={false}
+          />
+        )}
+        {kind === "line" ? null : (
+          <Bar
+            dataKey="pending"
+            name="Not yet synced"
+            stackId="calls"
+            fill={PENDING_BAR}
+            barSize={barSize}
+            isAnimationActive={false}
+          />
+        )}
       </ComposedChart>
     </ResponsiveContainer>
   );

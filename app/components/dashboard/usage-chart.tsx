@@ -1,9 +1,9 @@
 import { Link } from "@remix-run/react";
-import { lazy, Suspense, type ReactNode } from "react";
-import type { UsageRange } from "~/utils/usage-ranges";
-import { buildChartData } from "./chart-data";
-import { formatCount, formatHour } from "~/utils/format";
-import type { ChartPoint, LiveUsage, Part } from "./types";
+import { lazy, Suspense, useState, type ReactNode } from "react";
+import { USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
+import { buildBarData, buildChartData, type ChartDatum, yScale } from "./chart-data";
+import { formatClock, formatCount, formatDate, formatHour, formatPercent } from "~/utils/format";
+import type { ChartBars, ChartGranularity, ChartPoint, LiveUsage, Part } from "./types";
 import { useHydrated } from "~/components/use-hydrated";
 
 // recharts and its dependencies are most of the page's JavaScript; loading them in their own chunk after hydration
@@ -18,22 +18,32 @@ export const RANGE_OPTIONS: { value: UsageRange; label: string; long: string }[]
   { value: "30d", label: "30 d", long: "the last 30 days" },
 ];
 
+const VIEW_OPTIONS = Object.entries(USAGE_VIEWS).map(([value, { label }]) => ({ value: value as UsageView, label }));
+
 export interface ChartHistory {
   from: string;
   points: ChartPoint[];
+  bars: ChartBars | null;
 }
 
 // One height for the chart, its placeholder and its messages, so nothing below moves when the chart appears.
 const PLOT_BOX = "h-64 w-full sm:h-72";
 
+/** Both pickers are links, so the view and the range live in the URL together: shareable, and no JavaScript needed. */
+function chartSearch(range: UsageRange, view: UsageView): string {
+  return view === "cumulative" ? `?range=${range}` : `?range=${range}&view=${view}`;
+}
+
 export function UsageChart({
   range,
+  view,
   history,
   live,
   limit,
   serverNow,
 }: {
   range: UsageRange;
+  view: UsageView;
   history: Part<ChartHistory>;
   live: LiveUsage | null;
   limit: number;
@@ -41,26 +51,47 @@ export function UsageChart({
 }) {
   const option = RANGE_OPTIONS.find((o) => o.value === range) ?? RANGE_OPTIONS[1];
   const points = history.ok ? history.data.points : [];
+  const bars = history.ok && view !== "cumulative" ? history.data.bars : null;
   return (
     <section
       data-testid="usage-chart"
       data-range={range}
+      data-view={view}
       data-synced-points={points.length}
       aria-labelledby="usage-chart-heading"
       className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-5"
     >
-      <div className="flex flex-wrap items-center justify-between gap-3">
-        <div>
+      <div className="flex flex-wrap items-start justify-between gap-3">
+        <div className="min-w-0">
           <h2 id="usage-chart-heading" className="text-base font-semibold text-slate-900">
             Usage over {option.long}
           </h2>
-          <p className="text-sm text-slate-600">Calls so far in each month, as recorded by the hourly sync (UTC).</p>
+          <p className="text-sm text-slate-600">
+            {view === "cumulative"
+              ? "Calls so far in each month, as recorded by the hourly sync (UTC)."
+              : `Calls made in each ${view === "hour" ? "hour" : "day"}, as recorded by the hourly sync (UTC).`}
+          </p>
         </div>
-        <RangePicker current={range} />
+        <div className="flex flex-wrap gap-2">
+          <Picker label="Chart view" options={VIEW_OPTIONS} current={view} href={(v) => chartSearch(range, v)} />
+          <Picker
+            label="Chart range"
+            options={RANGE_OPTIONS.map((o) => ({ ...o, ariaLabel: `Show ${o.long}` }))}
+            current={range}
+            href={(r) => chartSearch(r, view)}
+          />
+        </div>
       </div>
       <div className="mt-4">
-        {history.ok ? (
-          <ChartBody
+        {!history.ok ? (
+          <Message>
+            Your usage history cannot be loaded right now. The live count above is still accurate; try reloading in a
+            minute.
+          </Message>
+        ) : bars ? (
+          <BarsBody bars={bars} live={live} emptyText={`No calls were synced in ${option.long}.`} />
+        ) : (
+          <CumulativeBody
             points={points}
             live={live}
             limit={limit}
@@ -69,29 +100,46 @@ export function UsageChart({
             hourly={range === "24h"}
             emptyText={`No calls were synced in ${option.long}.`}
           />
-        ) : (
-          <Message>
-            Your usage history cannot be loaded right now. The live count above is still accurate; try reloading in a
-            minute.
-          </Message>
         )}
       </div>
-      <Legend showLive={live !== null} />
+      <div className="mt-3 flex flex-wrap items-center justify-between gap-x-5 gap-y-2">
+        <Legend showLive={live !== null} bars={bars !== null} />
+        {history.ok ? (
+          // A plain link: the route answers an attachment, which a client-side navigation could not receive.
+          <a
+            href={`/dashboard/usage.csv${chartSearch(range, view)}`}
+            download
+            className="rounded text-sm font-medium text-indigo-700 underline underline-offset-2 hover:text-indigo-900 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+          >
+            Download CSV
+          </a>
+        ) : null}
+      </div>
     </section>
   );
 }
 
-function RangePicker({ current }: { current: UsageRange }) {
+function Picker<T extends string>({
+  label,
+  options,
+  current,
+  href,
+}: {
+  label: string;
+  options: { value: T; label: string; ariaLabel?: string }[];
+  current: T;
+  href: (value: T) => string;
+}) {
   return (
-    <nav aria-label="Chart range" className="inline-flex rounded-md border border-slate-300 bg-slate-50 p-0.5">
-      {RANGE_OPTIONS.map((o) => (
+    <nav aria-label={label} className="inline-flex rounded-md border border-slate-300 bg-slate-50 p-0.5">
+      {options.map((o) => (
         <Link
           key={o.value}
-          to={`?range=${o.value}`}
+          to={href(o.value)}
           preventScrollReset
           aria-current={o.value === current ? "page" : undefined}
-          aria-label={`Show ${o.long}`}
-          className={`rounded px-3 py-1.5 text-sm font-medium focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 ${
+          aria-label={o.ariaLabel}
+          className={`whitespace-nowrap rounded px-2.5 py-1.5 text-sm font-medium focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 sm:px-3 ${
             o.value === current ? "bg-indigo-700 text-white shadow-sm" : "text-slate-700 hover:bg-white"
           }`}
         >
@@ -102,7 +150,7 @@ function RangePicker({ current }: { current: UsageRange }) {
   );
 }
 
-function ChartBody({
+function CumulativeBody({
   points,
   live,
   limit,
@@ -119,35 +167,189 @@ function ChartBody({
   hourly: boolean;
   emptyText: string;
 }) {
-  const hydrated = useHydrated();
+  const [showLimit, setShowLimit] = useState(false);
   const data = buildChartData(points, live);
   if (data.length === 0) return <Message>{emptyText}</Message>;
+  const scale = yScale(data, limit, { showLimit });
+  // Whether the usage alone would leave the limit off the scale: only then is there a choice to offer.
+  const farBelowLimit = !yScale(data, limit).limitOnScale;
   const last = points.at(-1);
+  const latest = live && (!last || Date.parse(live.at) > Date.parse(last.hour)) ? live.used : (last?.used ?? 0);
   return (
-    <figure>
+    <figure data-y-max={scale.ticks.at(-1)} data-limit-on-scale={scale.limitOnScale}>
+      <p className="text-sm text-slate-700">
+        <span className="font-medium tabular-nums text-slate-900">{formatCount(latest)}</span> calls this month ·{" "}
+        <span data-testid="chart-percent" className="whitespace-nowrap">
+          {formatPercent(latest, limit)}
+        </span>{" "}
+        of the {formatCount(limit)} limit
+      </p>
       {/* Server-rendered, so the numbers are there for screen readers and before (or without) JavaScript. */}
       <figcaption className="sr-only">
         {last
           ? `Latest synced value: ${formatCount(last.used)} calls at ${formatHour(Date.parse(last.hour))}. `
           : "No synced values in this range yet. "}
         {live ? `Now, not yet synced: ${formatCount(live.used)} calls. ` : ""}
-        Monthly limit: {formatCount(limit)} calls.
+        Monthly limit: {formatCount(limit)} calls ({formatPercent(latest, limit)} used).
       </figcaption>
-      <div className={PLOT_BOX}>
-        {hydrated ? (
-          <Suspense fallback={<ChartPlaceholder />}>
-            <UsageChartCanvas data={data} limit={limit} from={from} to={to} hourly={hourly} />
-          </Suspense>
-        ) : (
-          <ChartPlaceholder />
+      <div className={`relative mt-2 ${PLOT_BOX}`}>
+        <Plot
+          data={data}
+          limit={scale.limitOnScale ? limit : null}
+          yTicks={scale.ticks}
+          from={from}
+          to={to}
+          hourly={hourly}
+          kind="line"
+        />
+        {scale.limitOnScale ? null : (
+          // Over the plot's top-left corner, where a running total that starts low leaves room.
+          <p
+            data-testid="limit-marker"
+            className="pointer-events-none absolute left-[72px] top-0 rounded border border-red-200 bg-red-50 px-1.5 py-0.5 text-xs font-medium text-red-800"
+          >
+            Limit {formatCount(limit)} ↑<span className="sr-only"> (above this scale)</span>
+          </p>
         )}
       </div>
+      {farBelowLimit ? (
+        <button
+          type="button"
+          aria-pressed={showLimit}
+          onClick={() => setShowLimit((shown) => !shown)}
+          className="mt-2 rounded border border-slate-300 bg-white px-2.5 py-1 text-xs font-medium text-slate-700 hover:bg-slate-50 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+        >
+          {showLimit ? "Fit to usage" : "Show limit"}
+        </button>
+      ) : null}
       {points.length === 0 ? (
         <p className="mt-2 text-sm text-slate-600">
           Your calls appear here as history after the next hourly sync; until then only the live value is shown.
         </p>
       ) : null}
+      <ValuesTable
+        caption="Calls so far this month, per synced hour (UTC)"
+        columns={["Hour (UTC)", "Calls this month"]}
+        rows={data.map((d) => [
+          d.live ? `Now (${formatClock(d.t)}), not yet synced` : formatHour(d.t),
+          formatCount((d.live ? d.pending : d.synced) ?? 0),
+        ])}
+      />
     </figure>
+  );
+}
+
+function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage | null; emptyText: string }) {
+  const data = buildBarData(bars.buckets, live, bars.granularity);
+  if (data.length === 0) return <Message>{emptyText}</Message>;
+  const scale = yScale(data, null, { stacked: true });
+  const total = data.reduce((sum, d) => sum + (d.synced ?? 0) + (d.pending ?? 0), 0);
+  const unit = bars.granularity === "day" ? "day" : "hour";
+  const label = (d: ChartDatum) => bucketLabel(d.start ?? d.t, bars.granularity);
+  const bucketsByStart = new Map(bars.buckets.map((b) => [Date.parse(b.start), b]));
+  return (
+    <figure data-y-max={scale.ticks.at(-1)} data-bars={data.length}>
+      <p className="text-sm text-slate-700">
+        <span className="font-medium tabular-nums text-slate-900">{formatCount(total)}</span> calls from{" "}
+        {bucketLabel(Date.parse(bars.from), bars.granularity)}
+        {data.some((d) => d.pending) ? ", including the ones not yet synced" : ""}
+      </p>
+      <figcaption className="sr-only">
+        {`Calls per ${unit}: ${data.length} ${unit}s with calls, ${formatCount(total)} in all. The table below lists each.`}
+      </figcaption>
+      <div className={`relative mt-2 ${PLOT_BOX}`}>
+        <Plot
+          data={data}
+          limit={null}
+          yTicks={scale.ticks}
+          from={Date.parse(bars.from)}
+          to={Date.parse(bars.to)}
+          hourly={bars.granularity === "hour" && Date.parse(bars.to) - Date.parse(bars.from) <= 36 * 3_600_000}
+          kind={bars.granularity}
+        />
+      </div>
+      <ValuesTable
+        caption={`Calls per ${unit} (UTC)`}
+        columns={[unit === "day" ? "Day (UTC)" : "Hour (UTC)", `Calls in the ${unit}`, "Month so far"]}
+        rows={data.map((d) => {
+          const bucket = d.start === undefined ? undefined : bucketsByStart.get(d.start);
+          return [
+            d.pending ? `${label(d)} (incl. ${formatCount(d.pending)} not yet synced)` : label(d),
+            formatCount((d.synced ?? 0) + (d.pending ?? 0)),
+            bucket ? formatCount(bucket.used + (d.pending ?? 0)) : live ? formatCount(live.used) : "—",
+          ];
+        })}
+      />
+    </figure>
+  );
+}
+
+function bucketLabel(ms: number, granularity: ChartGranularity): string {
+  return granularity === "day" ? formatDate(new Date(ms)) : formatHour(ms);
+}
+
+/** The client-only canvas, behind a same-size placeholder until it has loaded. */
+function Plot(props: {
+  data: ChartDatum[];
+  limit: number | null;
+  yTicks: number[];
+  from: number;
+  to: number;
+  hourly: boolean;
+  kind: "line" | ChartGranularity;
+}) {
+  const hydrated = useHydrated();
+  return hydrated ? (
+    <Suspense fallback={<ChartPlaceholder />}>
+      <UsageChartCanvas {...props} />
+    </Suspense>
+  ) : (
+    <ChartPlaceholder />
+  );
+}
+
+/**
+ * Every value the chart draws, readable without a mouse: on a phone, with a screen reader, or without JavaScript.
+ * Collapsed by default; long ranges scroll inside it rather than lengthening the page.
+ */
+function ValuesTable({ caption, columns, rows }: { caption: string; columns: string[]; rows: string[][] }) {
+  return (
+    <details className="mt-3 text-sm">
+      <summary className="cursor-pointer rounded font-medium text-indigo-700 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600">
+        Show the values as a table
+      </summary>
+      <div className="mt-2 max-h-72 overflow-y-auto rounded border border-slate-200">
+        <table data-testid="usage-table" className="w-full text-left tabular-nums">
+          <caption className="sr-only">{caption}</caption>
+          <thead className="sticky top-0 bg-slate-50 text-slate-700">
+            <tr>
+              {columns.map((column) => (
+                <th key={column} scope="col" className="px-2 py-1.5 font-medium">
+                  {column}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody className="divide-y divide-slate-100 text-slate-800">
+            {rows.map((row, i) => (
+              <tr key={i}>
+                {row.map((cell, j) =>
+                  j === 0 ? (
+                    <th key={j} scope="row" className="px-2 py-1 font-normal">
+                      {cell}
+                    </th>
+                  ) : (
+                    <td key={j} className="px-2 py-1">
+                      {cell}
+                    </td>
+                  ),
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
   );
 }
 
@@ -170,26 +372,35 @@ function Message({ children }: { children: ReactNode }) {
   );
 }
 
-function Legend({ showLive }: { showLive: boolean }) {
+function Legend({ showLive, bars }: { showLive: boolean; bars: boolean }) {
   return (
-    <ul className="mt-3 flex flex-wrap gap-x-5 gap-y-1 text-xs text-slate-700" aria-label="Chart legend">
+    <ul className="flex flex-wrap gap-x-5 gap-y-1 text-xs text-slate-700" aria-label="Chart legend">
       <li className="flex items-center gap-1.5">
-        <span aria-hidden="true" className="inline-block h-0.5 w-5 bg-indigo-700" />
+        <span
+          aria-hidden="true"
+          className={bars ? "inline-block h-3 w-3 bg-indigo-700" : "inline-block h-0.5 w-5 bg-indigo-700"}
+        />
         Synced hourly
       </li>
       {showLive ? (
         <li className="flex items-center gap-1.5">
-          <span
-            aria-hidden="true"
-            className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white"
-          />
+          {bars ? (
+            <span aria-hidden="true" className="inline-block h-3 w-3 bg-amber-600" />
+          ) : (
+            <span
+              aria-hidden="true"
+              className="inline-block h-3 w-3 rounded-full border-[3px] border-amber-700 bg-white"
+            />
+          )}
           Now — not yet synced
         </li>
       ) : null}
-      <li className="flex items-center gap-1.5">
-        <span aria-hidden="true" className="inline-block w-5 border-t-2 border-dashed border-red-700" />
-        Monthly limit
-      </li>
+      {bars ? null : (
+        <li className="flex items-center gap-1.5">
+          <span aria-hidden="true" className="inline-block w-5 border-t-2 border-dashed border-red-700" />
+          Monthly limit
+        </li>
+      )}
     </ul>
   );
 }
