@@ -1,7 +1,9 @@
+import type { Redis } from "@upstash/redis";
 import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
 import type { CellValue, SheetRowData } from "~/utils/sheet-cells";
 import { typeCell } from "./csv-import.server";
+import { bumpOwnerVersion } from "./owner-version.server";
 
 export interface SheetSummary {
   id: string;
@@ -16,6 +18,8 @@ export interface SheetForQuery {
   id: string;
   columns: string[];
   rowCount: number;
+  /** Changes whenever the rows do; cached pages and ETags are keyed by it. */
+  version: number;
 }
 
 export interface SheetQuery {
@@ -56,12 +60,22 @@ export function getSheetForOwner(db: Db, userId: string, sheetId: string): Promi
 }
 
 export function getSheetForQuery(db: Db, userId: string, sheetId: string): Promise<SheetForQuery | null> {
-  return db.sheet.findFirst({ where: { id: sheetId, userId }, select: { id: true, columns: true, rowCount: true } });
+  return db.sheet.findFirst({
+    where: { id: sheetId, userId },
+    select: { id: true, columns: true, rowCount: true, version: true },
+  });
 }
 
-/** Deletes the sheet and (by cascade) its rows; false when the user has no such sheet. */
-export async function deleteSheet(db: Db, userId: string, sheetId: string): Promise<boolean> {
+/**
+ * Deletes the sheet and (by cascade) its rows; false when the user has no such sheet. API processes hold the sheet
+ * and its pages in memory, so the owner's cache version is bumped on both sides of the delete: before, so that
+ * with Redis unreachable nothing is deleted (rather than a sheet that keeps being served from memory); after, so a
+ * process that reloaded the sheet in between, tagged with the first bump's version, drops it on its next call.
+ */
+export async function deleteSheet(redis: Redis, db: Db, userId: string, sheetId: string): Promise<boolean> {
+  await bumpOwnerVersion(redis, userId);
   const { count } = await db.sheet.deleteMany({ where: { id: sheetId, userId } });
+  if (count === 1) await bumpOwnerVersion(redis, userId);
   return count === 1;
 }
 
@@ -108,7 +122,7 @@ function orderClause(query: SheetQuery): Prisma.Sql {
  */
 export async function querySheetRows(
   db: Db,
-  sheet: SheetForQuery,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
   query: SheetQuery,
 ): Promise<{ rows: SheetRowData[]; total: number }> {
   const where = whereClause(sheet.id, query);
@@ -134,7 +148,11 @@ export async function querySheetRows(
 }
 
 /** The first rows in file order, for the preview in the UI. */
-export async function previewSheetRows(db: Db, sheet: SheetForQuery, limit = 20): Promise<SheetRowData[]> {
+export async function previewSheetRows(
+  db: Db,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
+  limit = 20,
+): Promise<SheetRowData[]> {
   const { rows } = await querySheetRows(db, sheet, { limit, offset: 0, filters: [] });
   return rows;
 }
