@@ -117,34 +117,47 @@ function orderClause(query: SheetQuery): Prisma.Sql {
 }
 
 /**
+ * The SQL of one page: the rows, and the count of all matching rows when filters or a search narrow them (without
+ * them the total is the sheet's row count). Exported so the benchmark's bare reference server runs exactly the
+ * statements the API runs (`.text` and `.values` are what `pg` takes).
+ */
+export function sheetPageStatements(
+  sheetId: string,
+  query: SheetQuery,
+): { page: Prisma.Sql; count: Prisma.Sql | null } {
+  const where = whereClause(sheetId, query);
+  const page = Prisma.sql`
+    SELECT "data" FROM "SheetRow" WHERE ${where}
+    ORDER BY ${orderClause(query)} LIMIT ${query.limit} OFFSET ${query.offset}`;
+  const unfiltered = query.filters.length === 0 && !query.search;
+  const count = unfiltered ? null : Prisma.sql`SELECT count(*)::int AS total FROM "SheetRow" WHERE ${where}`;
+  return { page, count };
+}
+
+/** A stored row with its keys put back in the sheet's column order (JSONB does not keep key order). */
+export function rowInColumnOrder(columns: readonly string[], data: SheetRowData): SheetRowData {
+  const ordered: SheetRowData = {};
+  for (const column of columns) ordered[column] = data[column] ?? null;
+  return ordered;
+}
+
+/**
  * One page of rows, filtered, searched and sorted in Postgres, plus the total that matched. Rows come back with
- * their keys in the sheet's column order (JSONB does not keep key order).
+ * their keys in the sheet's column order.
  */
 export async function querySheetRows(
   db: Db,
   sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
   query: SheetQuery,
 ): Promise<{ rows: SheetRowData[]; total: number }> {
-  const where = whereClause(sheet.id, query);
-  const pageSql = Prisma.sql`
-    SELECT "data" FROM "SheetRow" WHERE ${where}
-    ORDER BY ${orderClause(query)} LIMIT ${query.limit} OFFSET ${query.offset}`;
-  const unfiltered = query.filters.length === 0 && !query.search;
+  const statements = sheetPageStatements(sheet.id, query);
   const [page, total] = await Promise.all([
-    db.$queryRaw<{ data: SheetRowData }[]>(pageSql),
-    // Without conditions the total is the sheet's row count, already at hand.
-    unfiltered
-      ? Promise.resolve(sheet.rowCount)
-      : db
-          .$queryRaw<{ total: number }[]>(Prisma.sql`SELECT count(*)::int AS total FROM "SheetRow" WHERE ${where}`)
-          .then(([row]) => row.total),
+    db.$queryRaw<{ data: SheetRowData }[]>(statements.page),
+    statements.count
+      ? db.$queryRaw<{ total: number }[]>(statements.count).then(([row]) => row.total)
+      : Promise.resolve(sheet.rowCount),
   ]);
-  const rows = page.map(({ data }) => {
-    const ordered: SheetRowData = {};
-    for (const column of sheet.columns) ordered[column] = data[column] ?? null;
-    return ordered;
-  });
-  return { rows, total };
+  return { rows: page.map(({ data }) => rowInColumnOrder(sheet.columns, data)), total };
 }
 
 /** The first rows in file order, for the preview in the UI. */
