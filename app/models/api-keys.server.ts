@@ -7,9 +7,10 @@ import { bumpOwnerVersion, ownerVersionKey, ownerVersionOf, queueOwnerVersionBum
  * API keys: `sm_live_` + 32 random bytes (base64url, 256 bits). Postgres keeps only the SHA-256 of a key and its
  * first characters; a fast hash is right here because the key is random, not a password someone chose.
  *
- * Looking a key up on every API call goes memory (≤ 1 s) → Redis `apikey:{sha256}` → Postgres. The short memory
- * layer is what keeps the hot path at one Redis round trip (the quota script); it is also the bound on how long a
- * revoked key keeps working in another process.
+ * A key is looked up Redis `apikey:{sha256}` → Postgres. The sheet API keeps what it needs in its own byte-bounded
+ * cache, checked against the owner's cache version on every call (app/api/hot-cache.server.ts, docs/caching.md);
+ * `resolveApiKey` (for /api/v1/usage) keeps a one-second memory layer, which bounds how long a revoked key keeps
+ * working there in another process. Revoking a key or rewriting a user's entries bumps the owner's version.
  */
 export const API_KEY_PREFIX = "sm_live_";
 const API_KEY_PATTERN = /^sm_live_[A-Za-z0-9_-]{43}$/;
