@@ -113,6 +113,22 @@ describe("two app processes on one Redis and one Postgres", () => {
     expect(await raw.get(counter)).toBe("100");
   });
 
+  it("answer If-None-Match with 304 over HTTP, counted, with the ETag the other process gave", async () => {
+    const { userId, key, sheetId } = await customer(a);
+    const first = await callSheet(a, sheetId, key);
+    const etag = first.headers.get("ETag")!;
+    const counter = quotaKey(userId, periodOf(new Date()));
+    const before = Number(await raw.get(counter));
+    const revalidated = await fetch(`${b.url}/api/v1/sheets/${sheetId}`, {
+      headers: { Authorization: `Bearer ${key}`, "If-None-Match": etag },
+    });
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.headers.get("ETag")).toBe(etag);
+    expect(revalidated.headers.get("Cache-Control")).toBe("private, no-cache");
+    expect(await revalidated.text()).toBe("");
+    expect(Number(await raw.get(counter))).toBe(before + 1);
+  });
+
   it("refuse, in the other process within a second, a key revoked on the keys page of one", async () => {
     const { cookie, key, keyId, sheetId } = await customer(a);
     const revoked = await postForm(a, "/keys", { intent: "revoke", keyId }, cookie);
