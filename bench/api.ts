@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { startApp, stopProcess, type AppServer } from "./lib/app-server";
+import { measureHandlerCost } from "./lib/handler-cost";
 import { cpuMsPerRequest, cpuSeconds, hammer, type LoadResult } from "./lib/load";
 import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
 import { startReferenceServer } from "./lib/reference-server";
@@ -133,8 +134,8 @@ async function main() {
     for (const call of SELECTED) {
       const query = CALLS[call] ? `?${CALLS[call]}` : "";
       for (const connections of CONCURRENCIES) {
-        log(`\n${call} call (${query || "no query"}), ${connections} connections: warming up each server 1 s…`);
-        for (const mode of MODES) await hammer(servers[mode].url + query, { connections, seconds: 1, headers });
+        log(`\n${call} call (${query || "no query"}), ${connections} connections: warming up each server 2 s…`);
+        for (const mode of MODES) await hammer(servers[mode].url + query, { connections, seconds: 2, headers });
         await pause(300);
         const rounds: Record<Mode, Round[]> = { metered: [], unmetered: [], reference: [] };
         for (let round = 0; round < ROUNDS; round++) {
@@ -191,6 +192,17 @@ async function main() {
       }
     }
 
+    // What a custom server dispatching straight to the handler would pay per call, framework aside.
+    const handlerCost: Record<string, Awaited<ReturnType<typeof measureHandlerCost>>> = {};
+    for (const call of SELECTED) {
+      const query = CALLS[call] ? `?${CALLS[call]}` : "";
+      handlerCost[call] = await measureHandlerCost({ appEnv: sheet.appEnv, key, sheetId, query, calls: 2_000 });
+      log(
+        `handleSheetRequest in process, ${call} call: ${handlerCost[call].sequentialCpuUs} µs CPU per call one at a time, ` +
+          `${handlerCost[call].concurrent10CpuUs} µs ten at a time (quota round trip's client side included)`,
+      );
+    }
+
     const cell = (call: string, connections: number) => details[call]?.[connections];
     const scenarios = Object.fromEntries(
       Object.entries(details).map(([call, byConnections]) => [
@@ -245,6 +257,7 @@ async function main() {
         referenceRatio,
         bypassRatio,
         scenarios,
+        handlerCpuUsPerCall: handlerCost,
         targets: TARGETS,
         pass: { ...pass, all },
       }),
