@@ -1,7 +1,9 @@
 /**
- * `npm start` (and `remix dev -c "node server.js"` in development): the built app on PORT (default 3000), on HOST
+ * `npm start` (and `remix dev -c "node server.js"` in development; `node server.js <build>` serves another build): the built app on PORT (default 3000), on HOST
  * if set, else every interface, as remix-serve did. SIGTERM or SIGINT stops it gracefully.
  */
+import path from "node:path";
+import url from "node:url";
 import { broadcastDevReady, installGlobals } from "@remix-run/node";
 import { createServer, shutDown } from "./server/create-server.js";
 
@@ -9,7 +11,9 @@ import { createServer, shutDown } from "./server/create-server.js";
 // configuration (and refuses a bad one) as the build loads.
 process.env.NODE_ENV ??= "production";
 const mode = process.env.NODE_ENV;
-const build = await import("./build/index.js");
+// As remix-serve: the build to serve may be named on the command line (tests build into a directory of their own).
+const buildPath = path.resolve(process.argv[2] ?? "build/index.js");
+const build = await import(url.pathToFileURL(buildPath).href);
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST || undefined;
 // A deploy's SIGTERM is usually followed by SIGKILL after 30 s; finishing in-flight requests within 10 s leaves room.

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { ownerVersionKey } from "~/models/owner-version.server";
 import { verifyLogin } from "~/models/user.server";
 import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
 import { CLI_TEST_TIMEOUT_MS, runAdmin } from "./helpers/cli";
 
 describe("npm run admin", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
@@ -19,6 +21,19 @@ describe("npm run admin", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     const user = await verifyLogin(getDb(), "ops@example.com", "operator password");
     expect(user?.id).toBe(result.json!.userId);
     expect(user?.monthlyLimit).toBe(250);
+  });
+
+  it("user:set-limit changes the limit and bumps the account's cache version for the API processes", async () => {
+    const created = await runAdmin(["user:create", "--email", "limit@example.com", "--password", "long password"]);
+    const userId = String(created.json!.userId);
+    const result = await runAdmin(["user:set-limit", "--user", userId, "--limit", "42"]);
+    expect(result.status).toBe(0);
+    expect(result.json).toEqual({ userId, monthlyLimit: 42 });
+    const user = await getDb().user.findUniqueOrThrow({ where: { id: userId }, select: { monthlyLimit: true } });
+    expect(user.monthlyLimit).toBe(42);
+    expect(await getRedis().get(ownerVersionKey(userId))).toMatch(/^v/);
+    const unknown = await runAdmin(["user:set-limit", "--user", "nobody", "--limit", "1"]);
+    expect(unknown.status).toBe(2);
   });
 
   it("prints usage and exits 2 for a missing flag, a bad value or an unknown command", async () => {

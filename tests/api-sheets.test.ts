@@ -1,6 +1,7 @@
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clearHotCaches } from "~/api/hot-cache.server";
 import { handleSheetRequest } from "~/api/sheet-request.server";
 import { handleUsageRequest } from "~/api/usage-request.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
@@ -192,6 +193,8 @@ describe("GET /api/v1/sheets/:sheetId", () => {
         property === "$queryRaw" ? () => Promise.reject(new Error("connection lost")) : Reflect.get(target, property),
     });
     const { getRedis } = await import("~/utils/redis.server");
+    // The page read by the first call is cached in memory; this test is about a call that must read Postgres.
+    clearHotCaches();
     const request = new Request(`http://localhost/api/v1/sheets/${ownerSheet}`, {
       headers: { Authorization: `Bearer ${ownerKey}` },
     });

@@ -1,5 +1,6 @@
 import { Redis as IORedis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { clearHotCaches } from "~/api/hot-cache.server";
 import { handleSheetRequest } from "~/api/sheet-request.server";
 import { handleUsageRequest } from "~/api/usage-request.server";
 import { clearApiKeyMemoryCache, hashApiKey } from "~/models/api-keys.server";
@@ -118,6 +119,8 @@ describe("Postgres hung", () => {
   it("answers the sheet API 503 database-unavailable within the deadline, counts nothing, and recovers", async () => {
     expect((await sheetCall()).response.status).toBe(200); // the key is now in the key cache
     const before = await used();
+    // The page (and the sheet) would now come from memory; this test is about a call that needs Postgres.
+    clearHotCaches();
     proxy.pause();
     for (let i = 0; i < 3; i++) await expectDatabaseUnavailable(await sheetCall());
     expect(await used()).toBe(before);
@@ -125,8 +128,20 @@ describe("Postgres hung", () => {
     await expectRecovered(before);
   });
 
+  it("serves a page it holds in memory while Postgres hangs, and counts it: rows never change in place", async () => {
+    expect((await sheetCall()).response.status).toBe(200);
+    const before = await used();
+    proxy.pause();
+    const { response, ms } = await sheetCall();
+    expect(response.status).toBe(200);
+    expect(ms).toBeLessThan(500);
+    expect((await response.json()).meta.total).toBe(2);
+    expect(await used()).toBe(before + 1);
+  });
+
   it("names the database, not Redis, when a key missing from the key cache cannot be looked up", async () => {
     clearApiKeyMemoryCache();
+    clearHotCaches();
     await raw.del(`apikey:${hashApiKey(key)}`);
     const before = await used();
     proxy.pause();
@@ -213,8 +228,10 @@ describe("Postgres down", () => {
     const before = await used();
     proxy.setMode("reset");
     proxy.resetAll();
+    clearHotCaches();
     await expectDatabaseUnavailable(await sheetCall());
     clearApiKeyMemoryCache();
+    clearHotCaches();
     await raw.del(`apikey:${hashApiKey(key)}`);
     await expectDatabaseUnavailable(await sheetCall());
     const dashboard = await dashboardCall();
@@ -240,6 +257,7 @@ describe("Postgres down", () => {
     setDbForTests(closedDb);
     try {
       clearApiKeyMemoryCache();
+      clearHotCaches();
       await raw.del(`apikey:${hashApiKey(key)}`);
       await expectDatabaseUnavailable(await sheetCall());
       expect((await dashboardCall()).response.status).toBe(503);

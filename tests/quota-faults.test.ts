@@ -78,7 +78,9 @@ describe("quota with faults between the app and Redis", () => {
     const served = statuses.filter((status) => status === 200).length;
     expect(statuses).toHaveLength(300);
     expect(statuses.every((status) => status === 200 || status === 503)).toBe(true);
-    expect(proxy.stats.faults["drop-reply"]).toBeGreaterThanOrEqual(30);
+    // A third of the round trips: after the first call the key and sheet come from memory, so nearly all of them
+    // are batched quota checks (and their resends and refunds).
+    expect(proxy.stats.faults["drop-reply"]).toBeGreaterThanOrEqual(20);
     expect(served).toBeGreaterThan(0);
     expect(await counter()).toBe(served);
   });

@@ -10,7 +10,7 @@ export interface ApiDeps {
   db: Db;
 }
 
-function unauthorized(detail: string): Response {
+export function unauthorized(detail: string): Response {
   return problem(
     { status: 401, type: "invalid-api-key", title: "Missing or invalid API key", detail },
     { "WWW-Authenticate": 'Bearer realm="sheetmeter"' },

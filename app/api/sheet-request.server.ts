@@ -1,57 +1,125 @@
-import { getSheetForQuery } from "~/models/sheets.server";
-import { queryRowsMetered } from "~/models/metered-rows.server";
-import { type ApiDeps, authenticate } from "./api-key-auth.server";
+import { meterCall } from "~/models/metered-rows.server";
+import { QuotaStoreUnavailableError } from "~/models/quota-store.server";
+import { querySheetRows } from "~/models/sheets.server";
+import type { Db } from "~/utils/db.server";
+import { type ApiDeps, unauthorized } from "./api-key-auth.server";
+import { ifNoneMatchHits } from "./entity-tag.server";
+import { type CachedPage, loadPageOnce } from "./hot-cache.server";
 import { problem } from "./problem.server";
 import { withOutageAnswer } from "./quota-store-outage.server";
 import { rateLimitHeaders } from "./rate-limit-headers.server";
-import { parseSheetQuery } from "./sheet-query.server";
+import { prepareSheetCall, type Refusal, reloadSheetCall, type SheetCall } from "./sheet-call.server";
+
+/**
+ * All `handleSheetRequest` reads of a request: a `Request` will do, and so will a server's own small object, so a
+ * custom server can call it before (and without) the framework.
+ */
+export interface SheetRequest {
+  /** The absolute URL or the path with its query string; only the query string is read. */
+  url: string;
+  headers: { get(name: string): string | null };
+}
+
+// A client may keep the page (private: never a shared cache, the answer depends on the key) but must ask again
+// before each use (no-cache), so every use is authorised and metered, and a revoked key stops working at once.
+// no-store would forbid keeping the body, and with it the If-None-Match revalidation that makes a 304 possible.
+const PAGE_CACHE_CONTROL = "private, no-cache";
+// A page differs by key only in its quota headers, but a browser must not answer one key's request from another's.
+const PAGE_VARY = "Authorization";
+// Consecutive "your cached data is stale" answers a call accepts before giving up with a 503: each means the
+// account changed (a key revoked, a limit set, a sheet deleted) between our reload and our quota check.
+const MAX_STALE_RELOADS = 3;
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+function searchOf(url: string): string {
+  const start = url.indexOf("?");
+  if (start === -1) return "";
+  const end = url.indexOf("#", start);
+  return end === -1 ? url.slice(start + 1) : url.slice(start + 1, end);
+}
+
+function refusal(refused: Refusal, sheetId: string): Response {
+  if (refused.refused === "key") {
+    return unauthorized("This API key is not valid or has been revoked. Create a key at /keys.");
+  }
+  if (refused.refused === "sheet") {
+    return problem({
+      status: 404,
+      type: "sheet-not-found",
+      title: "Sheet not found",
+      detail: `No sheet “${sheetId}” belongs to this API key's account.`,
+    });
+  }
+  return problem({
+    status: 400,
+    type: "invalid-parameter",
+    title: "Invalid query parameter",
+    detail: refused.parsed.detail,
+    parameter: refused.parsed.parameter,
+  });
+}
+
+const utf8 = new TextEncoder();
+
+/** Reads the page and serialises it once; what is cached is the body's bytes. */
+async function readPage(db: Db, call: SheetCall): Promise<CachedPage> {
+  const { rows, total } = await querySheetRows(db, call.sheet, call.query);
+  const json = JSON.stringify({ data: rows, meta: { total, limit: call.query.limit, offset: call.query.offset } });
+  // Its own ArrayBuffer (Buffer.from may hand out a slice of a shared 8 KB slab, which the cache would then pin).
+  return { body: utf8.encode(json), etag: call.etag };
+}
 
 /**
  * `GET /api/v1/sheets/:sheetId`. A bad key (401), an unknown sheet (404) or a bad parameter (400) is answered before
- * the quota is touched; a sheet of another account is "not found", so its existence is not revealed.
+ * the quota is touched; a sheet of another account is "not found", so its existence is not revealed. A page is
+ * served from this process's cache when it holds it (docs/caching.md); a matching `If-None-Match` is answered 304,
+ * which counts like a 200. Over quota, 429 wins over both.
  */
-export function handleSheetRequest(deps: ApiDeps, request: Request, sheetId: string): Promise<Response> {
+export function handleSheetRequest(deps: ApiDeps, request: SheetRequest, sheetId: string): Promise<Response> {
   return withOutageAnswer(async () => {
-    const owner = await authenticate(deps, request);
-    if (owner instanceof Response) return owner;
+    const match = BEARER.exec(request.headers.get("Authorization") ?? "");
+    if (!match) return unauthorized("Send your API key as “Authorization: Bearer sm_live_…”.");
+    const search = searchOf(request.url);
+    const ifNoneMatch = request.headers.get("If-None-Match");
 
-    const sheet = await getSheetForQuery(deps.db, owner.userId, sheetId);
-    if (!sheet) {
-      return problem({
-        status: 404,
-        type: "sheet-not-found",
-        title: "Sheet not found",
-        detail: `No sheet “${sheetId}” belongs to this API key's account.`,
-      });
-    }
-    const parsed = parseSheetQuery(new URL(request.url).searchParams, sheet.columns);
-    if (!parsed.ok) {
-      return problem({
-        status: 400,
-        type: "invalid-parameter",
-        title: "Invalid query parameter",
-        detail: parsed.detail,
-        parameter: parsed.parameter,
-      });
-    }
-
-    const metered = await queryRowsMetered(deps, owner, sheet, parsed.query);
-    if (!metered.allowed) {
-      const { quota } = metered;
-      return problem(
-        {
-          status: 429,
-          type: "quota-exceeded",
-          title: "Monthly quota exceeded",
-          detail: `This account has used all ${quota.limit} calls of ${quota.period}. The quota resets at ${quota.resetsAt.toISOString()}.`,
-        },
-        { ...rateLimitHeaders(quota), "Retry-After": String(quota.resetSeconds) },
+    let call = await prepareSheetCall(deps, match[1], sheetId, search);
+    for (let reloads = 0; ; reloads++) {
+      if ("refused" in call) return refusal(call, sheetId);
+      const current = call;
+      const notModified = ifNoneMatch !== null && ifNoneMatchHits(ifNoneMatch, current.etag);
+      // A 304 needs no rows at all: the tag is known from the sheet's version and the query alone.
+      const metered = await meterCall(deps, current.owner, () =>
+        notModified ? Promise.resolve(undefined) : loadPageOnce(current.pageKey, () => readPage(deps.db, current)),
       );
+
+      if (metered.outcome === "stale") {
+        if (reloads >= MAX_STALE_RELOADS) {
+          throw new QuotaStoreUnavailableError(new Error("the account kept changing while the call was checked"));
+        }
+        call = await reloadSheetCall(deps, current, sheetId, search);
+        continue;
+      }
+      if (metered.outcome === "refused") {
+        const { quota } = metered;
+        return problem(
+          {
+            status: 429,
+            type: "quota-exceeded",
+            title: "Monthly quota exceeded",
+            detail: `This account has used all ${quota.limit} calls of ${quota.period}. The quota resets at ${quota.resetsAt.toISOString()}.`,
+          },
+          { ...rateLimitHeaders(quota), "Retry-After": String(quota.resetSeconds) },
+        );
+      }
+
+      const headers = new Headers(metered.quota ? rateLimitHeaders(metered.quota) : undefined);
+      headers.set("ETag", current.etag);
+      headers.set("Cache-Control", PAGE_CACHE_CONTROL);
+      headers.set("Vary", PAGE_VARY);
+      if (!metered.value) return new Response(null, { status: 304, headers });
+      headers.set("Content-Type", "application/json");
+      return new Response(metered.value.body, { status: 200, headers });
     }
-    const { rows, total } = metered.rows;
-    return Response.json(
-      { data: rows, meta: { total, limit: parsed.query.limit, offset: parsed.query.offset } },
-      { headers: { ...(metered.quota ? rateLimitHeaders(metered.quota) : {}), "Cache-Control": "no-store" } },
-    );
   });
 }

@@ -1,14 +1,16 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
+import { bumpOwnerVersion, ownerVersionKey, ownerVersionOf, queueOwnerVersionBump } from "./owner-version.server";
 
 /**
  * API keys: `sm_live_` + 32 random bytes (base64url, 256 bits). Postgres keeps only the SHA-256 of a key and its
  * first characters; a fast hash is right here because the key is random, not a password someone chose.
  *
- * Looking a key up on every API call goes memory (≤ 1 s) → Redis `apikey:{sha256}` → Postgres. The short memory
- * layer is what keeps the hot path at one Redis round trip (the quota script); it is also the bound on how long a
- * revoked key keeps working in another process.
+ * A key is looked up Redis `apikey:{sha256}` → Postgres. The sheet API keeps what it needs in its own byte-bounded
+ * cache, checked against the owner's cache version on every call (app/api/hot-cache.server.ts, docs/caching.md);
+ * `resolveApiKey` (for /api/v1/usage) keeps a one-second memory layer, which bounds how long a revoked key keeps
+ * working there in another process. Revoking a key or rewriting a user's entries bumps the owner's version.
  */
 export const API_KEY_PREFIX = "sm_live_";
 const API_KEY_PATTERN = /^sm_live_[A-Za-z0-9_-]{43}$/;
@@ -112,6 +114,8 @@ export async function revokeApiKey(redis: Redis, db: Db, userId: string, keyId: 
   await redis.set(cacheKey(key.hash), tombstone, { ex: CACHE_TTL_SECONDS });
   memory.delete(key.hash);
   if (!key.revokedAt) await db.apiKey.update({ where: { id: keyId }, data: { revokedAt: new Date() } });
+  // Processes that hold the key in memory learn of the revocation on their next call's quota check.
+  await bumpOwnerVersion(redis, userId);
   return true;
 }
 
@@ -125,12 +129,13 @@ export async function refreshApiKeyCacheForUser(redis: Redis, db: Db, userId: st
     where: { userId },
     select: { id: true, userId: true, hash: true, revokedAt: true, user: { select: { monthlyLimit: true } } },
   });
-  if (keys.length === 0) return;
   const pipeline = redis.pipeline();
   for (const key of keys) {
     pipeline.set(cacheKey(key.hash), entryFor(key), { ex: CACHE_TTL_SECONDS });
     memory.delete(key.hash);
   }
+  // Last in the pipeline (Redis runs it in order): a process that sees the new version reads the new entries.
+  queueOwnerVersionBump(pipeline, userId);
   await pipeline.exec();
 }
 
@@ -152,6 +157,40 @@ async function loadFromDb(db: Db, hash: string): Promise<CachedKey> {
   return key ? entryFor(key) : { status: "unknown" };
 }
 
+/** The key's entry from Redis, filled from Postgres (SET NX) when missing. */
+export async function readKeyEntry(redis: Redis, db: Db, hash: string): Promise<CachedKey> {
+  const value = await redis.get<CachedKey>(cacheKey(hash));
+  return value ?? fillKeyEntry(redis, db, hash);
+}
+
+async function fillKeyEntry(redis: Redis, db: Db, hash: string): Promise<CachedKey> {
+  const value = await loadFromDb(db, hash);
+  await redis.set(cacheKey(hash), value, {
+    nx: true,
+    ex: value.status === "unknown" ? UNKNOWN_CACHE_TTL_SECONDS : CACHE_TTL_SECONDS,
+  });
+  return value;
+}
+
+/**
+ * The account's cache version and the key's entry, in ONE round trip and in that order: data read after the
+ * version can only be newer than the version says, never older, so a change that lands in between makes the next
+ * quota check refuse the entry instead of letting it pass as current (see owner-version.server.ts).
+ */
+export async function readKeyEntryWithVersion(
+  redis: Redis,
+  db: Db,
+  hash: string,
+  userId: string,
+): Promise<{ entry: CachedKey; version: string }> {
+  const [version, entry] = await redis
+    .pipeline()
+    .get(ownerVersionKey(userId))
+    .get<CachedKey>(cacheKey(hash))
+    .exec<[unknown, CachedKey | null]>();
+  return { entry: entry ?? (await fillKeyEntry(redis, db, hash)), version: ownerVersionOf(version) };
+}
+
 /**
  * The owner of an active key, or null for a malformed, unknown or revoked one. Throws when Redis cannot be
  * reached (the caller fails closed; the quota check would fail anyway).
@@ -163,14 +202,7 @@ export async function resolveApiKey(redis: Redis, db: Db, key: string): Promise<
 
   let entry = memory.get(hash);
   if (!entry || entry.expiresAt <= now) {
-    let value = await redis.get<CachedKey>(cacheKey(hash));
-    if (!value) {
-      value = await loadFromDb(db, hash);
-      await redis.set(cacheKey(hash), value, {
-        nx: true,
-        ex: value.status === "unknown" ? UNKNOWN_CACHE_TTL_SECONDS : CACHE_TTL_SECONDS,
-      });
-    }
+    const value = await readKeyEntry(redis, db, hash);
     remember(hash, value);
     entry = memory.get(hash)!;
   }

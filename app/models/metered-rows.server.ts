@@ -4,19 +4,26 @@ import { getEnv } from "~/utils/env.server";
 import { periodOf } from "~/utils/period";
 import { redisTimeoutMs } from "~/utils/redis.server";
 import { type ApiKeyOwner, noteApiKeyUsed } from "./api-keys.server";
-import { consumeQuota, newConsumption, type QuotaState, refundQuota } from "./quota.server";
+import { ownerVersionKey } from "./owner-version.server";
+import { consumeQuotaIfCurrent, newConsumption, type QuotaState, refundQuota } from "./quota.server";
 import { viaQuotaStore } from "./quota-store.server";
-import { querySheetRows, type SheetForQuery, type SheetQuery } from "./sheets.server";
 
 /**
- * A sheet's rows as one metered call of the key owner's quota. A call consumes one unit only when it returns rows:
- * over the limit it is refused uncounted, and if reading the rows fails after the unit was counted, the unit is
- * given back. Redis failures surface as QuotaStoreUnavailableError, so the caller can fail closed.
+ * One metered call of the key owner's quota around a piece of work (reading a page). A call consumes one unit only
+ * when its work succeeds: over the limit it is refused uncounted, and if the work fails after the unit was counted,
+ * the unit is given back. The quota script also checks the owner's cache version, so a call made on cached data
+ * that has since changed (a revoked key, a new limit, a deleted sheet) is not counted but answered "stale", and the
+ * caller reloads and calls again. Redis failures surface as QuotaStoreUnavailableError, so the caller can fail
+ * closed.
  */
 
-export type MeteredRows =
-  | { allowed: true; rows: { rows: unknown[]; total: number }; quota?: QuotaState }
-  | { allowed: false; quota: QuotaState };
+export type MeteredOutcome<T> =
+  | { outcome: "served"; value: T; quota?: QuotaState }
+  | { outcome: "refused"; quota: QuotaState }
+  | { outcome: "stale"; version: string };
+
+/** The owner as the caller cached it, with the cache version its data was read under. */
+export type VersionedOwner = ApiKeyOwner & { version: string };
 
 /**
  * Bench-only switch: skips the quota check so `bench/api.ts` can measure what it costs. It needs NODE_ENV other
@@ -52,46 +59,47 @@ function settle<T>(work: Promise<T>): Promise<Settled<T>> {
   );
 }
 
-export async function queryRowsMetered(
+export async function meterCall<T>(
   deps: { redis: Redis; db: Db },
-  owner: ApiKeyOwner,
-  sheet: SheetForQuery,
-  query: SheetQuery,
-): Promise<MeteredRows> {
+  owner: VersionedOwner,
+  work: () => Promise<T>,
+): Promise<MeteredOutcome<T>> {
   if (isQuotaBypassed()) {
-    const rows = await querySheetRows(deps.db, sheet, query);
+    const value = await work();
     noteApiKeyUsed(deps.db, owner.keyId);
-    return { allowed: true, rows };
+    return { outcome: "served", value };
   }
 
-  // The quota check (Redis) and the rows query (Postgres) run side by side, so a call waits for the slower of
-  // the two instead of their sum. Rows read for a call that turns out to be over quota are thrown away; once an
-  // owner has been refused, their next calls for a second check first, so a client that keeps calling past its
-  // quota does not keep Postgres busy.
-  // Settled at once so a rows failure is never an unhandled rejection while the quota answer is awaited.
-  const early = recentlyRefused(owner.userId) ? undefined : settle(querySheetRows(deps.db, sheet, query));
+  // The quota check (Redis) and the work (Postgres, unless the page is cached) run side by side, so a call waits
+  // for the slower of the two instead of their sum. Work done for a call that turns out to be over quota or stale
+  // is thrown away; once an owner has been refused, their next calls for a second check first, so a client that
+  // keeps calling past its quota does not keep Postgres busy.
+  // Settled at once so a failure is never an unhandled rejection while the quota answer is awaited.
+  const early = recentlyRefused(owner.userId) ? undefined : settle(work());
   const now = new Date();
   const consumption = newConsumption(redisTimeoutMs(deps.redis));
-  const quota = await viaQuotaStore(() => consumeQuota(deps.redis, deps.db, owner, now, consumption)).catch(
-    (error: unknown) => {
-      // The call is refused, but its consumption may have counted in Redis with the answer lost on the way back
-      // (and the resend lost too). Withdrawing it settles that either way once Redis answers again; the refusal
-      // does not wait for it.
-      void refundQuota(deps.redis, owner.userId, periodOf(now), consumption.id).catch(() => undefined);
-      throw error;
-    },
-  );
+  const versioned = { key: ownerVersionKey(owner.userId), version: owner.version };
+  const quota = await viaQuotaStore(() =>
+    consumeQuotaIfCurrent(deps.redis, deps.db, owner, versioned, now, consumption),
+  ).catch((error: unknown) => {
+    // The call is refused, but its consumption may have counted in Redis with the answer lost on the way back
+    // (and the resend lost too). Withdrawing it settles that either way once Redis answers again; the refusal
+    // does not wait for it.
+    void refundQuota(deps.redis, owner.userId, periodOf(now), consumption.id).catch(() => undefined);
+    throw error;
+  });
+  if ("stale" in quota) return { outcome: "stale", version: quota.version };
   if (!quota.allowed) {
     noteRefused(owner.userId);
-    return { allowed: false, quota };
+    return { outcome: "refused", quota };
   }
 
-  const rows = await (early ?? settle(querySheetRows(deps.db, sheet, query)));
-  if (!rows.ok) {
+  const done = await (early ?? settle(work()));
+  if (!done.ok) {
     // Only successful calls count: give the unit back. If Redis fails too, the error that matters is the first.
     await refundQuota(deps.redis, owner.userId, quota.period, consumption.id).catch(() => undefined);
-    throw rows.error;
+    throw done.error;
   }
   noteApiKeyUsed(deps.db, owner.keyId);
-  return { allowed: true, rows: rows.value, quota };
+  return { outcome: "served", value: done.value, quota };
 }

@@ -39,13 +39,17 @@ const consumptionKey = (id: string) => `consumption:${id}`;
 const COUNTED = 1;
 const MISSING = -1;
 const WITHDRAWN = -2;
+const STALE = -3;
 
 /**
- * KEYS[1] the counter, KEYS[2] the consumption's record; ARGV[1] the limit; ARGV[2] when the counter expires
- * (unix seconds); ARGV[3] the value to seed a missing counter with, or "" to only report that it is missing;
- * ARGV[4] the deadline (unix ms); ARGV[5] how long the record lives (ms).
+ * KEYS[1] the counter, KEYS[2] the consumption's record, optionally KEYS[3] the owner's cache version
+ * (owner-version.server.ts); ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value
+ * to seed a missing counter with, or "" to only report that it is missing; ARGV[4] the deadline (unix ms); ARGV[5]
+ * how long the record lives (ms); ARGV[6] the version the caller's cached data was read under ("" = missing).
  * Returns { status, used, limit } with status 1 = counted, 0 = over the limit (not counted), -1 = counter missing,
- * -2 = withdrawn. Seeding happens in the script, after the caller read the snapshot, so two calls that both found
+ * -2 = withdrawn, or { -3, 0, limit, version } = stale: the caller's key, limit or sheet may have changed since it
+ * cached them, so nothing is counted and the caller reloads and sends the same consumption again. The version is
+ * checked after the record, so a resend of a consumption that already counted gets its first answer. Seeding happens in the script, after the caller read the snapshot, so two calls that both found
  * the counter missing cannot both seed it: the second sees the first one's value and ignores its own seed.
  * "Missing" and "withdrawn" are not recorded: the caller runs the same consumption again with a seed, and a late
  * copy is past the same deadline.
@@ -54,6 +58,10 @@ const CONSUME_SCRIPT = `
 local recorded = redis.call('GET', KEYS[2])
 if recorded then return cjson.decode(recorded) end
 local limit = tonumber(ARGV[1])
+if KEYS[3] then
+  local version = redis.call('GET', KEYS[3]) or ''
+  if version ~= ARGV[6] then return {-3, 0, limit, version} end
+end
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[4]) then return {-2, 0, limit} end
 local used = redis.call('GET', KEYS[1])
@@ -111,7 +119,7 @@ export function newConsumption(timeoutMs: number = DEFAULT_CONSUMPTION_TIMEOUT_M
   return { id: randomUUID(), timeoutMs };
 }
 
-type ScriptResult = [status: number, used: number, limit: number];
+type ScriptResult = [status: number, used: number, limit: number, version?: string];
 type QuotaScripts = { consume: ReturnType<Redis["createScript"]>; refund: ReturnType<Redis["createScript"]> };
 
 // Script objects cache their SHA-1; `exec` sends EVALSHA and falls back to EVAL (which loads the script) only
@@ -253,8 +261,41 @@ export async function consumeQuota(
   now: Date = new Date(),
   consumption: Consumption = newConsumption(),
 ): Promise<QuotaState & { allowed: boolean }> {
+  const outcome = await runConsumption(redis, db, owner, undefined, now, consumption);
+  if ("stale" in outcome) throw new Error("unreachable: no version was checked");
+  return outcome;
+}
+
+/** What a consumption checked against the owner's cache version comes to. */
+export type VersionedQuotaOutcome = (QuotaState & { allowed: boolean }) | { stale: true; version: string };
+
+/**
+ * `consumeQuota`, counted only if the owner's cache version in Redis is still `expected.version` (read in the same
+ * script, so it costs no extra round trip). Otherwise nothing is counted and the current version comes back: the
+ * caller reloads what it cached (the key, the limit, the sheet) and sends the same consumption again.
+ */
+export function consumeQuotaIfCurrent(
+  redis: Redis,
+  db: Db,
+  owner: QuotaOwner,
+  expected: { key: string; version: string },
+  now: Date = new Date(),
+  consumption: Consumption = newConsumption(),
+): Promise<VersionedQuotaOutcome> {
+  return runConsumption(redis, db, owner, expected, now, consumption);
+}
+
+async function runConsumption(
+  redis: Redis,
+  db: Db,
+  owner: QuotaOwner,
+  expected: { key: string; version: string } | undefined,
+  now: Date,
+  consumption: Consumption,
+): Promise<VersionedQuotaOutcome> {
   const period = periodOf(now);
   const keys = [quotaKey(owner.userId, period), consumptionKey(consumption.id)];
+  if (expected) keys.push(expected.key);
   // The deadline starts when the script is queued, no later than the transport starts its own clock for the
   // request, so Redis stops counting no later than the caller stops waiting.
   const argsWith = (seed: string) => [
@@ -263,13 +304,15 @@ export async function consumeQuota(
     seed,
     String(Date.now() + consumption.timeoutMs),
     String(CONSUMPTION_RECORD_MS),
+    expected?.version ?? "",
   ];
 
-  let [status, used, limit] = await runConsume(redis, keys, argsWith(""));
+  let [status, used, limit, version] = await runConsume(redis, keys, argsWith(""));
   if (status === MISSING) {
     const seed = await latestSnapshotUsed(db, owner.userId, period);
-    [status, used, limit] = await runConsume(redis, keys, argsWith(String(seed)));
+    [status, used, limit, version] = await runConsume(redis, keys, argsWith(String(seed)));
   }
+  if (status === STALE) return { stale: true, version: version === undefined ? "" : String(version) };
   if (status === WITHDRAWN) throw new QuotaConsumptionWithdrawnError();
   return { allowed: status === COUNTED, ...stateOf(used, limit, period, now) };
 }

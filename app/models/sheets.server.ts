@@ -1,7 +1,9 @@
+import type { Redis } from "@upstash/redis";
 import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
 import type { CellValue, SheetRowData } from "~/utils/sheet-cells";
 import { typeCell } from "./csv-import.server";
+import { bumpOwnerVersion } from "./owner-version.server";
 
 export interface SheetSummary {
   id: string;
@@ -16,6 +18,8 @@ export interface SheetForQuery {
   id: string;
   columns: string[];
   rowCount: number;
+  /** Changes whenever the rows do; cached pages and ETags are keyed by it. */
+  version: number;
 }
 
 export interface SheetQuery {
@@ -56,12 +60,22 @@ export function getSheetForOwner(db: Db, userId: string, sheetId: string): Promi
 }
 
 export function getSheetForQuery(db: Db, userId: string, sheetId: string): Promise<SheetForQuery | null> {
-  return db.sheet.findFirst({ where: { id: sheetId, userId }, select: { id: true, columns: true, rowCount: true } });
+  return db.sheet.findFirst({
+    where: { id: sheetId, userId },
+    select: { id: true, columns: true, rowCount: true, version: true },
+  });
 }
 
-/** Deletes the sheet and (by cascade) its rows; false when the user has no such sheet. */
-export async function deleteSheet(db: Db, userId: string, sheetId: string): Promise<boolean> {
+/**
+ * Deletes the sheet and (by cascade) its rows; false when the user has no such sheet. API processes hold the sheet
+ * and its pages in memory, so the owner's cache version is bumped on both sides of the delete: before, so that
+ * with Redis unreachable nothing is deleted (rather than a sheet that keeps being served from memory); after, so a
+ * process that reloaded the sheet in between, tagged with the first bump's version, drops it on its next call.
+ */
+export async function deleteSheet(redis: Redis, db: Db, userId: string, sheetId: string): Promise<boolean> {
+  await bumpOwnerVersion(redis, userId);
   const { count } = await db.sheet.deleteMany({ where: { id: sheetId, userId } });
+  if (count === 1) await bumpOwnerVersion(redis, userId);
   return count === 1;
 }
 
@@ -103,38 +117,55 @@ function orderClause(query: SheetQuery): Prisma.Sql {
 }
 
 /**
- * One page of rows, filtered, searched and sorted in Postgres, plus the total that matched. Rows come back with
- * their keys in the sheet's column order (JSONB does not keep key order).
+ * The SQL of one page: the rows, and the count of all matching rows when filters or a search narrow them (without
+ * them the total is the sheet's row count). Exported so the benchmark's bare reference server runs exactly the
+ * statements the API runs (`.text` and `.values` are what `pg` takes).
  */
-export async function querySheetRows(
-  db: Db,
-  sheet: SheetForQuery,
+export function sheetPageStatements(
+  sheetId: string,
   query: SheetQuery,
-): Promise<{ rows: SheetRowData[]; total: number }> {
-  const where = whereClause(sheet.id, query);
-  const pageSql = Prisma.sql`
+): { page: Prisma.Sql; count: Prisma.Sql | null } {
+  const where = whereClause(sheetId, query);
+  const page = Prisma.sql`
     SELECT "data" FROM "SheetRow" WHERE ${where}
     ORDER BY ${orderClause(query)} LIMIT ${query.limit} OFFSET ${query.offset}`;
   const unfiltered = query.filters.length === 0 && !query.search;
+  const count = unfiltered ? null : Prisma.sql`SELECT count(*)::int AS total FROM "SheetRow" WHERE ${where}`;
+  return { page, count };
+}
+
+/** A stored row with its keys put back in the sheet's column order (JSONB does not keep key order). */
+export function rowInColumnOrder(columns: readonly string[], data: SheetRowData): SheetRowData {
+  const ordered: SheetRowData = {};
+  for (const column of columns) ordered[column] = data[column] ?? null;
+  return ordered;
+}
+
+/**
+ * One page of rows, filtered, searched and sorted in Postgres, plus the total that matched. Rows come back with
+ * their keys in the sheet's column order.
+ */
+export async function querySheetRows(
+  db: Db,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
+  query: SheetQuery,
+): Promise<{ rows: SheetRowData[]; total: number }> {
+  const statements = sheetPageStatements(sheet.id, query);
   const [page, total] = await Promise.all([
-    db.$queryRaw<{ data: SheetRowData }[]>(pageSql),
-    // Without conditions the total is the sheet's row count, already at hand.
-    unfiltered
-      ? Promise.resolve(sheet.rowCount)
-      : db
-          .$queryRaw<{ total: number }[]>(Prisma.sql`SELECT count(*)::int AS total FROM "SheetRow" WHERE ${where}`)
-          .then(([row]) => row.total),
+    db.$queryRaw<{ data: SheetRowData }[]>(statements.page),
+    statements.count
+      ? db.$queryRaw<{ total: number }[]>(statements.count).then(([row]) => row.total)
+      : Promise.resolve(sheet.rowCount),
   ]);
-  const rows = page.map(({ data }) => {
-    const ordered: SheetRowData = {};
-    for (const column of sheet.columns) ordered[column] = data[column] ?? null;
-    return ordered;
-  });
-  return { rows, total };
+  return { rows: page.map(({ data }) => rowInColumnOrder(sheet.columns, data)), total };
 }
 
 /** The first rows in file order, for the preview in the UI. */
-export async function previewSheetRows(db: Db, sheet: SheetForQuery, limit = 20): Promise<SheetRowData[]> {
+export async function previewSheetRows(
+  db: Db,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
+  limit = 20,
+): Promise<SheetRowData[]> {
   const { rows } = await querySheetRows(db, sheet, { limit, offset: 0, filters: [] });
   return rows;
 }

@@ -1,6 +1,8 @@
 import { hash, verify } from "@node-rs/argon2";
+import type { Redis } from "@upstash/redis";
 import { Prisma } from "~/generated/prisma/client";
 import type { Db } from "~/utils/db.server";
+import { refreshApiKeyCacheForUser } from "./api-keys.server";
 
 export const DEFAULT_MONTHLY_LIMIT = 1000;
 
@@ -49,6 +51,18 @@ export async function createUser(
     }
     throw error;
   }
+}
+
+/**
+ * Sets the account's monthly limit (an operator's change of plan). The key cache in Redis is rewritten and the
+ * account's cache version bumped, so every API process counts against the new limit from its next call on.
+ * Returns false when there is no such user.
+ */
+export async function setMonthlyLimit(redis: Redis, db: Db, userId: string, monthlyLimit: number): Promise<boolean> {
+  const { count } = await db.user.updateMany({ where: { id: userId }, data: { monthlyLimit } });
+  if (count === 0) return false;
+  await refreshApiKeyCacheForUser(redis, db, userId);
+  return true;
 }
 
 export function getUserById(db: Db, id: string): Promise<PublicUser | null> {

@@ -10,9 +10,10 @@ import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
-import { withDatabaseOutagePage } from "~/utils/database-outage.server";
+import { isDatabaseUnavailable, withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
+import { getRedis } from "~/utils/redis.server";
 import { readPageForm, readUploadForm } from "~/utils/request-guard.server";
 import { formatCount, formatDate } from "~/utils/format";
 import type { CellValue } from "~/utils/sheet-cells";
@@ -50,7 +51,19 @@ export function action({ request }: ActionFunctionArgs) {
     if (!isUpload) {
       const form = await readPageForm(request);
       if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
-      await deleteSheet(getDb(), user.id, String(form.get("sheetId") ?? ""));
+      // The API serves sheets from memory behind a version in Redis; deleting bumps it first, so with Redis
+      // unreachable nothing is deleted and the customer is told so rather than the sheet staying served.
+      const deleted = await deleteSheet(getRedis(), getDb(), user.id, String(form.get("sheetId") ?? "")).catch(
+        (error: unknown) => {
+          if (isDatabaseUnavailable(error)) throw error;
+          console.error("sheets: deleting failed:", error);
+          return undefined;
+        },
+      );
+      if (deleted === undefined) {
+        const error = "We can't delete sheets right now, and this sheet is still served; try again in a minute.";
+        return data<ActionData>({ error }, { status: 503, headers: { "Retry-After": "60" } });
+      }
       return redirect("/sheets");
     }
 

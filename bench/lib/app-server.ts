@@ -12,10 +12,18 @@ export interface AppServer {
 // Every child a bench started and has not yet seen exit, so a watchdog can kill them all when a run overruns.
 const running = new Set<ChildProcess>();
 
-export async function startApp(env: Record<string, string>): Promise<AppServer> {
+export interface StartAppOptions {
+  /** The server build to serve; `build/index.js` (what `remix build` writes) unless a test built its own. */
+  build?: string;
+  /** Node's own flags for the server, e.g. ["--cpu-prof", "--cpu-prof-dir=…"] to profile it. */
+  nodeArgs?: string[];
+}
+
+export async function startApp(env: Record<string, string>, options: StartAppOptions = {}): Promise<AppServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [path.resolve("server.js")], {
+  const args = [...(options.nodeArgs ?? []), path.resolve("server.js"), options.build ?? "build/index.js"];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -22,6 +22,9 @@ export interface MeteredSheet {
   rest: { url: string; pid: number };
   key: string;
   sheetId: string;
+  /** The sheet as the API sees it, for a server that answers its pages without looking it up. */
+  sheet: { id: string; columns: string[]; rowCount: number };
+  databaseUrl: string;
   /** The customer's live quota counter this month, read straight from Redis (no REST, no proxy). */
   counted(): Promise<number>;
   /** Stops the stand-in, flushes the bench's Redis database and drops the scratch database. */
@@ -76,7 +79,8 @@ export async function createMeteredSheet(options: {
       select: { id: true },
     });
     const { key } = await createApiKey(db, user.id, "bench");
-    const csv = ["id,name,city,score,active"];
+    const columns = ["id", "name", "city", "score", "active"];
+    const csv = [columns.join(",")];
     const cities = ["Paris", "Berlin", "Oslo", "Rome", "Lisbon"];
     for (let i = 0; i < options.rows; i++)
       csv.push(`${i},Person ${i},${cities[i % cities.length]},${(i * 37) % 1000},${i % 2 === 0}`);
@@ -96,6 +100,8 @@ export async function createMeteredSheet(options: {
       rest,
       key,
       sheetId,
+      sheet: { id: sheetId, columns, rowCount: options.rows },
+      databaseUrl: scratch.url,
       counted: async () => Number((await direct.get(counter)) ?? 0),
       close,
     };

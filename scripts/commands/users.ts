@@ -1,5 +1,6 @@
-import { createUser } from "~/models/user.server";
+import { createUser, setMonthlyLimit } from "~/models/user.server";
 import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
 import { emailSchema, newPasswordSchema } from "~/utils/validation";
 import { type AdminCommand, optionalInt, requireFlag, UsageError } from "./command";
 
@@ -18,6 +19,20 @@ export const userCommands: Record<string, AdminCommand> = {
         monthlyLimit: optionalInt(flags, "limit"),
       });
       return { userId: user.id, email: user.email, monthlyLimit: user.monthlyLimit };
+    },
+  },
+  "user:set-limit": {
+    usage: "--user ID --limit N",
+    flags: { user: { type: "string" }, limit: { type: "string" } },
+    async run(flags) {
+      const userId = requireFlag(flags, "user");
+      const monthlyLimit = optionalInt(flags, "limit");
+      if (monthlyLimit === undefined) throw new UsageError("Missing --limit.");
+      // Through the model, so every API process counts against the new limit from its next call (docs/caching.md).
+      if (!(await setMonthlyLimit(getRedis(), getDb(), userId, monthlyLimit))) {
+        throw new UsageError(`No user ${userId}.`);
+      }
+      return { userId, monthlyLimit };
     },
   },
 };
