@@ -13,6 +13,7 @@ import { applySecurityHeaders, createNonce } from "~/utils/security-headers.serv
  * Exports beyond Remix's own are for server.js, which reads them as `build.entry.module.<name>` before Remix
  * routes a request: one implementation of each rule, in TypeScript, shared by the server and the app.
  */
+export { answerDirectSheetCall } from "~/api/direct-sheet-api.server";
 export { refuseCrossSiteDocumentRequest } from "~/utils/cross-site-document.server";
 export { applySecurityHeaders } from "~/utils/security-headers.server";
 

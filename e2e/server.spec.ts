@@ -6,6 +6,7 @@ import { MAX_FAILED_LOGINS_PER_ADDRESS } from "../app/models/login-throttle.serv
 import { MAX_SIGNUPS_PER_ADDRESS } from "../app/models/signup-throttle.server";
 import { freePort } from "../dev/ports";
 import { expect, test, uniqueEmail } from "./fixtures";
+import { createTestApiKey, createTestSheet } from "../tests/factories";
 import { postForm } from "./loopback-http";
 
 /**
@@ -142,4 +143,55 @@ test("a client that trickles its headers is answered 408 and cut off after 15 s"
   expect(received).toMatch(/^HTTP\/1\.1 408/);
   expect(heldMs).toBeGreaterThanOrEqual(14_000);
   expect(heldMs).toBeLessThan(20_000);
+});
+
+test("the sheet API's GETs are answered before the framework, with every header the route gives", async ({
+  baseURL,
+  db,
+  user,
+  request,
+}) => {
+  const { key } = await createTestApiKey(db, user.id);
+  const { sheetId } = await createTestSheet(db, user.id, { csv: "city,population\nParis,2100000\nLyon,520000\n" });
+  const endpoint = `${baseURL}/api/v1/sheets/${sheetId}`;
+  const auth = { Authorization: `Bearer ${key}` };
+  const securityHeaders = (headers: Record<string, string>) => ({
+    nosniff: headers["x-content-type-options"],
+    frame: headers["x-frame-options"],
+    csp: headers["content-security-policy"],
+  });
+  const secured = { nosniff: "nosniff", frame: "DENY", csp: expect.stringContaining("default-src 'none'") };
+
+  const first = await request.get(`${endpoint}?sort=population&order=asc`, { headers: auth });
+  expect(first.status()).toBe(200);
+  expect(securityHeaders(first.headers())).toEqual(secured);
+  expect(first.headers()["content-type"]).toBe("application/json");
+  expect(first.headers()["ratelimit-remaining"]).toBe(String(user.monthlyLimit - 1));
+  expect((await first.json()).data.map((row: { city: string }) => row.city)).toEqual(["Lyon", "Paris"]);
+
+  // A 304 is a served call: counted, with the page's tag and no body.
+  const again = await request.get(`${endpoint}?sort=population&order=asc`, {
+    headers: { ...auth, "If-None-Match": first.headers()["etag"] },
+  });
+  expect(again.status()).toBe(304);
+  expect(again.headers()["ratelimit-remaining"]).toBe(String(user.monthlyLimit - 2));
+
+  // The app's own refusals, with the same headers: no key, a bad parameter, another sheet id (percent-encoded).
+  const refusals = [
+    [await request.get(endpoint), 401],
+    [await request.get(`${endpoint}?sort=nope`, { headers: auth }), 400],
+    [await request.get(`${baseURL}/api/v1/sheets/no%20such%20sheet`, { headers: auth }), 404],
+  ] as const;
+  for (const [response, status] of refusals) {
+    expect(response.status()).toBe(status);
+    expect(response.headers()["content-type"]).toBe("application/problem+json");
+    expect(securityHeaders(response.headers())).toEqual(secured);
+  }
+  expect((await refusals[2][0].json()).detail).toContain("“no such sheet”");
+
+  // Anything but GET still goes through the route, which answers 405 and counts nothing.
+  const head = await request.fetch(endpoint, { method: "HEAD", headers: auth });
+  expect(head.status()).toBe(405);
+  const last = await request.get(endpoint, { headers: auth });
+  expect(last.headers()["ratelimit-remaining"]).toBe(String(user.monthlyLimit - 3));
 });

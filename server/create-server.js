@@ -87,8 +87,34 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
 
   // Node checks the header and request deadlines below on this interval (30 s by default, which would let a
   // trickling client hold a connection up to 45 s instead of 15).
-  // The seam for handlers that must run before Express (see above); today every request goes to Express.
-  const dispatch = (req, res) => app(req, res);
+  // The seam for handlers that run before Express (see above): the sheet API's GETs, which come at machine rates
+  // and cost several times more through Express and Remix than the call itself (docs/caching.md).
+  const { answerDirectSheetCall } = build.entry.module;
+  const serveDirect = async (req, res) => {
+    const response = await answerDirectSheetCall(req.url, directRequest(req));
+    if (!response) return void app(req, res); // not a path the app takes directly: Remix answers it
+    const body = response.body ? Buffer.from(await response.arrayBuffer()) : undefined;
+    const headers = Object.fromEntries(response.headers);
+    if (body) headers["Content-Length"] = String(body.byteLength);
+    res.writeHead(response.status, headers);
+    res.end(body);
+  };
+  // The app answers its own failures (401, 429, 503…); this is for a bug, and gives no detail away.
+  const failDirect = (res, error) => {
+    console.error("Direct sheet call failed:", error);
+    if (res.headersSent) return void res.destroy();
+    const headers = new Headers({ "Content-Type": "application/problem+json", "Cache-Control": "no-store" });
+    applySecurityHeaders(headers, { production });
+    res.writeHead(500, Object.fromEntries(headers));
+    res.end(JSON.stringify({ type: "about:blank", title: "Internal Server Error", status: 500 }));
+  };
+  const dispatch = (req, res) => {
+    if (req.method === "GET" && req.url?.startsWith(SHEET_API_PREFIX)) {
+      serveDirect(req, res).catch((error) => failDirect(res, error));
+    } else {
+      app(req, res);
+    }
+  };
   const server = http.createServer({ connectionsCheckingInterval: 1_000 }, dispatch);
   // Every wait has a deadline. Headers are small, so 15 s stops a client that trickles them (slowloris); a whole
   // request may take 2 minutes, enough for a 10 MB upload over a slow link. Idle keep-alive connections live 65 s,
@@ -97,6 +123,22 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
   server.requestTimeout = 120_000;
   server.keepAliveTimeout = 65_000;
   return server;
+}
+
+const SHEET_API_PREFIX = "/api/v1/sheets/";
+
+/** What the app reads of a request (its SheetRequest), straight from Node's parsed headers. */
+function directRequest(req) {
+  return {
+    url: req.url,
+    headers: {
+      get(name) {
+        const value = req.headers[name.toLowerCase()];
+        if (value === undefined) return null;
+        return Array.isArray(value) ? value.join(", ") : value;
+      },
+    },
+  };
 }
 
 /**
