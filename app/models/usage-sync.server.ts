@@ -1,13 +1,23 @@
 import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
-import { HOUR_MS, isPeriod, parseQuotaKey, periodEnd, periodOf, QUOTA_KEY_PATTERN } from "~/utils/period";
+import {
+  HOUR_MS,
+  isPeriod,
+  parseQuotaKey,
+  periodEnd,
+  periodOf,
+  previousPeriod,
+  QUOTA_KEY_PATTERN,
+} from "~/utils/period";
 import {
   type ChunkStatus,
   type ClaimRequest,
   claimSyncRun,
   findSyncRun,
   finishSyncChunk,
+  latestFinalPeriod,
   type PageProgress,
+  recordFinalPeriod,
   recordPageProgress,
   SyncLeaseLostError,
   type SyncRunState,
@@ -114,8 +124,13 @@ function toCount(value: unknown): number | null {
   return Number.isSafeInteger(count) && count >= 0 && count <= MAX_INT4 ? count : null;
 }
 
-async function readPage(redis: Redis, cursor: string, count: number): Promise<Page> {
-  const [next, keys] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+/**
+ * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
+ * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
+ */
+async function readPage(redis: Redis, cursor: string, count: number, wanted: (key: string) => boolean): Promise<Page> {
+  const [next, scanned] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+  const keys = scanned.filter(wanted);
   const values = keys.length > 0 ? await redis.mget<unknown[]>(keys) : [];
   return { next: String(next), keys, values };
 }
@@ -131,7 +146,7 @@ async function readPage(redis: Redis, cursor: string, count: number): Promise<Pa
  */
 async function syncChunk(
   deps: { redis: Redis; db: Db },
-  run: { hour: Date },
+  run: { hour: Date; finalThrough: string | null },
   startCursor: string,
   settings: { budgetMs: number; scanCount: number; batchSize: number },
   pageCommitted: (page: PageProgress) => Promise<void>,
@@ -141,6 +156,14 @@ async function syncChunk(
   const budgetSpent = () => performance.now() - started >= settings.budgetMs;
   const runPeriod = periodOf(run.hour);
   const runHourText = snapshotHourText(run.hour);
+  const { finalThrough } = run;
+  // A key of a month already final is passed over, neither read nor counted as skipped: nothing is wrong with it.
+  // Only months before the run's own: a run's current month is never final, whatever a clock said before.
+  const wanted = (key: string) => {
+    if (finalThrough === null) return true;
+    const parsed = parseQuotaKey(key);
+    return parsed === null || parsed.period > finalThrough || parsed.period >= runPeriod;
+  };
 
   const outcome: ChunkOutcome = { cursor: startCursor, users: 0, batches: 0, skipped: 0 };
   // Totals of committed batches since the last page boundary: they only count once the page's last batch commits,
@@ -185,12 +208,12 @@ async function syncChunk(
   let batch = new SnapshotBatch();
   batch.endCursor = startCursor;
   let pageStart = startCursor;
-  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount);
+  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount, wanted);
   try {
     while (nextPage && !failure) {
       const page: Page = await nextPage;
       // Read ahead: the next page's SCAN and MGET travel while this page's rows are written.
-      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount);
+      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted);
       nextPage?.catch(() => {});
 
       if (batch.size > 0 && batch.size + page.keys.length > settings.batchSize) {
@@ -276,9 +299,10 @@ export async function syncUsageSnapshots(
   }
 
   const { run, lease } = claim;
+  const runPeriod = periodOf(run.hour);
   const outcome = await syncChunk(
     deps,
-    run,
+    { hour: run.hour, finalThrough: await latestFinalPeriod(db) },
     run.cursor ?? "0",
     {
       budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
@@ -295,6 +319,12 @@ export async function syncUsageSnapshots(
       skipped: run.skipped + outcome.skipped,
       chunks: run.chunks + 1,
     });
+    if (recorded.status === "succeeded") {
+      // This run began after the previous month ended and covered every key: that month's counters are final now,
+      // and the runs of the coming hours pass them over. Not recorded (Postgres failed just now), the next run
+      // writes them again — the same values, under GREATEST — and records it.
+      await recordFinalPeriod(db, previousPeriod(runPeriod), run.id).catch(() => {});
+    }
     const next = recorded.status === "continued" ? { runId: run.id, step: recorded.step } : undefined;
     return { runId: run.id, ...recorded, ...(next ? { next } : {}) };
   } catch (error) {
