@@ -5,11 +5,17 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import v8 from "node:v8";
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { migrate } from "../scripts/lib/migrations";
-import { DEFAULT_BATCH_SIZE, DEFAULT_SCAN_COUNT, syncUsageSnapshots } from "~/models/usage-sync.server";
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_SCAN_COUNT,
+  DEFAULT_WRITERS,
+  syncUsageSnapshots,
+} from "~/models/usage-sync.server";
 import { createSyncRedis } from "~/utils/redis.server";
 import { createPrismaClient } from "~/utils/db.server";
 import { HOUR_MS, hourBucket, periodOf, quotaKey } from "~/utils/period";
@@ -26,6 +32,7 @@ const { values: flags } = parseArgs({
     sample: { type: "string", default: "2000" },
     "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
     "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
+    writers: { type: "string", default: String(DEFAULT_WRITERS) },
     keep: { type: "boolean", default: false },
     // Puts back the design before docs/decisions/0007 in the scratch database (the foreign key UsageSnapshot →
     // User and the (userId, period) index, instead of the triggers), to measure what they cost in the same run.
@@ -199,12 +206,29 @@ async function main() {
     log(`seeded ${USERS} users and counters in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     await db.$queryRaw`SELECT 1`; // open the pool outside the timed part
 
+    const before = process.memoryUsage();
+    log(`before the sync: RSS ${mb(before.rss)} MB, heap ${mb(before.heapUsed)} MB (peak so far ${maxRss()} MB)`);
+    // Where the sync's memory goes, sampled: the peak RSS alone cannot tell retained data from uncollected garbage.
+    const memory = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0 };
+    const sampler = setInterval(() => {
+      const now = process.memoryUsage();
+      for (const key of Object.keys(memory) as (keyof typeof memory)[]) memory[key] = Math.max(memory[key], now[key]);
+    }, 200);
     t = performance.now();
     const result = await syncUsageSnapshots(
       { redis, db },
-      { now, scanCount: Number(flags["scan-count"]), batchSize: Number(flags["batch-size"]) },
+      {
+        now,
+        scanCount: Number(flags["scan-count"]),
+        batchSize: Number(flags["batch-size"]),
+        writers: Number(flags.writers),
+      },
     );
     const seconds = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    log(
+      `during the sync (sampled): RSS ≤ ${mb(memory.rss)} MB, heap used ≤ ${mb(memory.heapUsed)} MB of ≤ ${mb(memory.heapTotal)} MB, external ≤ ${mb(memory.external)} MB`,
+    );
     log(`sync: ${JSON.stringify(result)}`);
     if (result.status !== "succeeded") throw new Error(`sync ended ${result.status}: ${result.error ?? ""}`);
 
@@ -217,7 +241,8 @@ async function main() {
     log(`verified: ${check.rows} snapshots, all with the Redis value`);
 
     // The sync's peak, before the baseline's own client and garbage can add to it.
-    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    const peakRssMb = maxRss();
+    const heapLimitMb = mb(v8.getHeapStatistics().heap_size_limit);
     // Other hours, so the baseline inserts rows as a first sync would instead of updating the ones just written.
     const asyncCommitDb = createPrismaClient(withOptions(url, "-c synchronous_commit=off"));
     let baselineSeconds: number;
@@ -241,11 +266,12 @@ async function main() {
       baselineSyncCommitUsersPerSec: Math.round(baselineSyncCommitUsersPerSec),
       speedupOverSyncCommit: round(usersPerSec / baselineSyncCommitUsersPerSec, 1),
       design: flags["with-fk"] ? "foreign key" : "triggers",
-      peakRssMb: Math.round(peakRssMb),
+      peakRssMb,
+      heapLimitMb,
     };
     console.log(`users/s:          ${summary.usersPerSec} (${USERS} users in ${summary.seconds} s)`);
     console.log(
-      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]})`,
+      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, ${flags.writers} writers)`,
     );
     console.log(
       `baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users, synchronous_commit off as the sync)`,
@@ -254,7 +280,9 @@ async function main() {
     console.log(
       `baseline users/s: ${summary.baselineSyncCommitUsersPerSec} (the same with synchronous_commit on): speed-up ${summary.speedupOverSyncCommit}×`,
     );
-    console.log(`peak RSS:         ${summary.peakRssMb} MB (REST stand-in, its own process: ${restPeakRssMb} MB)`);
+    console.log(
+      `peak RSS:         ${summary.peakRssMb} MB, V8 heap limit ${heapLimitMb} MB (REST stand-in, its own process: ${restPeakRssMb} MB)`,
+    );
     console.log(JSON.stringify(summary));
   } finally {
     await db.$disconnect();
@@ -269,6 +297,10 @@ async function main() {
     await admin.end();
   }
 }
+
+const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+/** This process's peak resident set since it started, in MB (getrusage's ru_maxrss). */
+const maxRss = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 function withOptions(url: string, options: string): string {
   const withOpts = new URL(url);

@@ -45,6 +45,8 @@ export interface SyncOptions extends ClaimRequest {
   scanCount?: number;
   /** Snapshots per INSERT statement (a batch closes at the first page boundary at or past this size). */
   batchSize?: number;
+  /** Statements in flight at once, each on its own pooled connection. */
+  writers?: number;
 }
 
 export interface SyncResult {
@@ -87,7 +89,7 @@ export const DEFAULT_BATCH_SIZE = 2000;
 // Two statements in flight, on two pooled connections, let Postgres use both cores of a small machine while the
 // next page is read from Redis. One was slower (42 k users/s at 100 000 users against 50–53 k), and so was a third
 // (44–45 k): on two cores it only competes with the sync's own process, and each adds a batch of memory.
-const MAX_UPSERTS_IN_FLIGHT = 2;
+export const DEFAULT_WRITERS = 2;
 // Postgres `integer`; a larger (corrupt) counter would fail the whole batch, so it is skipped instead.
 const MAX_INT4 = 2_147_483_647;
 
@@ -137,7 +139,7 @@ async function readPage(redis: Redis, cursor: string, count: number, wanted: (ke
 
 /**
  * Streams pages from `startCursor` until the cursor returns to 0 or the budget is spent. The next page (SCAN, then
- * MGET) is read while the current one's statements run, and up to MAX_UPSERTS_IN_FLIGHT statements run at once on
+ * MGET) is read while the current one's statements run, and up to settings.writers statements run at once on
  * their own pooled connections, so Redis and Postgres (on both cores) work at the same time; at most two pages and
  * that many batches are held, whatever the number of users. Only the committed prefix of batches counts, and the
  * cursor only moves past a page once every row of it committed, so a failure resumes exactly after that page.
@@ -148,7 +150,7 @@ async function syncChunk(
   deps: { redis: Redis; db: Db },
   run: { hour: Date; finalThrough: string | null },
   startCursor: string,
-  settings: { budgetMs: number; scanCount: number; batchSize: number },
+  settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number },
   pageCommitted: (page: PageProgress) => Promise<void>,
 ): Promise<ChunkOutcome> {
   const { redis, db } = deps;
@@ -159,10 +161,11 @@ async function syncChunk(
   const { finalThrough } = run;
   // A key of a month already final is passed over, neither read nor counted as skipped: nothing is wrong with it.
   // Only months before the run's own: a run's current month is never final, whatever a clock said before.
+  // The period is the key's last seven characters (quotaKey); a malformed key is let through, to be counted below.
   const wanted = (key: string) => {
     if (finalThrough === null) return true;
-    const parsed = parseQuotaKey(key);
-    return parsed === null || parsed.period > finalThrough || parsed.period >= runPeriod;
+    const period = key.slice(-7);
+    return !isPeriod(period) || period > finalThrough || period >= runPeriod;
   };
 
   const outcome: ChunkOutcome = { cursor: startCursor, users: 0, batches: 0, skipped: 0 };
@@ -196,7 +199,7 @@ async function syncChunk(
   };
   // Waits for the oldest statement first when the queue is full, so memory stays bounded and writes keep order.
   const send = async (unsorted: SnapshotBatch) => {
-    if (inFlight.length >= MAX_UPSERTS_IN_FLIGHT) await settleOldest();
+    if (inFlight.length >= settings.writers) await settleOldest();
     if (failure) return;
     const batch = unsorted.inKeyOrder();
     const write = upsertSnapshotBatch(db, batch);
@@ -308,6 +311,7 @@ export async function syncUsageSnapshots(
       budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
       scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+      writers: options.writers ?? DEFAULT_WRITERS,
     },
     (page) => recordPageProgress(db, lease, page),
   );

@@ -44,6 +44,32 @@ CREATE TRIGGER "UsageSnapshot_user_exists"
   AFTER INSERT ON "UsageSnapshot" REFERENCING NEW TABLE AS inserted_snapshots
   FOR EACH STATEMENT EXECUTE FUNCTION usage_snapshot_check_users();
 
+-- The sync's batch writer (usage-snapshot-writer.server.ts): one call is one statement and one round trip, yet the
+-- share lock is taken before the INSERT reads "User" — in a function, each statement takes its own snapshot, so a
+-- deletion that was in flight has committed by then and its user drops out of the JOIN. Counters of users deleted
+-- since are dropped, not an error; returns how many snapshots were written. Columns come as comma-separated text
+-- (cheaper to send than arrays; user ids never contain a comma).
+CREATE FUNCTION upsert_usage_snapshots(user_ids text, periods text, hours text, counts text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  written integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(usage_snapshot_user_lock_key());
+  INSERT INTO "UsageSnapshot" ("userId", "period", "hour", "used", "syncedAt")
+  SELECT incoming."userId", incoming."period", incoming."hour", incoming."used", now() AT TIME ZONE 'UTC'
+  FROM unnest(
+      string_to_array(user_ids, ','),
+      string_to_array(periods, ','),
+      string_to_array(hours, ',')::timestamp[],
+      string_to_array(counts, ',')::int[]
+    ) AS incoming("userId", "period", "hour", "used")
+  JOIN "User" ON "User"."id" = incoming."userId"
+  ON CONFLICT ("userId", "hour") DO UPDATE
+    SET "used" = GREATEST("UsageSnapshot"."used", EXCLUDED."used"), "syncedAt" = EXCLUDED."syncedAt";
+  GET DIAGNOSTICS written = ROW_COUNT;
+  RETURN written;
+END $$;
+
 -- A snapshot never moves to another user (the insert check would not see it), nor does a user change id.
 CREATE FUNCTION usage_snapshot_refuse_new_user() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
