@@ -28,7 +28,7 @@ import { HOUR_MS, hourBucket, periodOf, quotaKey } from "~/utils/period";
  */
 const { values: flags } = parseArgs({
   options: {
-    users: { type: "string", default: "100000" },
+    users: { type: "string", default: "1000000" },
     sample: { type: "string", default: "2000" },
     "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
     "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
