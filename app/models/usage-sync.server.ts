@@ -148,7 +148,7 @@ async function readPage(redis: Redis, cursor: string, count: number, wanted: (ke
  */
 async function syncChunk(
   deps: { redis: Redis; db: Db },
-  run: { hour: Date; finalThrough: string | null },
+  run: { hour: Date },
   startCursor: string,
   settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number },
   pageCommitted: (page: PageProgress) => Promise<void>,
@@ -158,7 +158,14 @@ async function syncChunk(
   const budgetSpent = () => performance.now() - started >= settings.budgetMs;
   const runPeriod = periodOf(run.hour);
   const runHourText = snapshotHourText(run.hour);
-  const { finalThrough } = run;
+  const outcome: ChunkOutcome = { cursor: startCursor, users: 0, batches: 0, skipped: 0 };
+  let finalThrough: string | null;
+  try {
+    finalThrough = await latestFinalPeriod(db);
+  } catch (error) {
+    // Postgres failed before anything was read: recorded as a failed chunk, which a retry resumes at once.
+    return { ...outcome, error };
+  }
   // A key of a month already final is passed over, neither read nor counted as skipped: nothing is wrong with it.
   // Only months before the run's own: a run's current month is never final, whatever a clock said before.
   // The period is the key's last seven characters (quotaKey); a malformed key is let through, to be counted below.
@@ -168,7 +175,6 @@ async function syncChunk(
     return !isPeriod(period) || period > finalThrough || period >= runPeriod;
   };
 
-  const outcome: ChunkOutcome = { cursor: startCursor, users: 0, batches: 0, skipped: 0 };
   // Totals of committed batches since the last page boundary: they only count once the page's last batch commits,
   // because a retry resumes at that page's start and writes (and counts) its rows again.
   const sincePage = { users: 0, batches: 0, skipped: 0 };
@@ -305,7 +311,7 @@ export async function syncUsageSnapshots(
   const runPeriod = periodOf(run.hour);
   const outcome = await syncChunk(
     deps,
-    { hour: run.hour, finalThrough: await latestFinalPeriod(db) },
+    run,
     run.cursor ?? "0",
     {
       budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
