@@ -43,6 +43,13 @@ describe("snapshots and user deletion", () => {
     await expect(
       db.usageSnapshot.create({ data: { userId: "nobody", period: "2026-11", hour: now, used: 1 } }),
     ).rejects.toThrow(/Foreign key constraint violated on the constraint: `UsageSnapshot_userId_fkey`/);
+    // The sync's writer skips the insert trigger's check for its own INSERT only, not for what follows it.
+    await expect(
+      db.$transaction([
+        db.$queryRaw`SELECT upsert_usage_snapshots(${bob}, '2026-11', '2026-11-15 13:00:00', '7')`,
+        db.usageSnapshot.create({ data: { userId: "nobody", period: "2026-11", hour: now, used: 1 } }),
+      ]),
+    ).rejects.toThrow(/Foreign key constraint violated on the constraint: `UsageSnapshot_userId_fkey`/);
     await expect(db.usageSnapshot.updateMany({ where: { userId: bob }, data: { userId: alice } })).rejects.toThrow(
       /`UsageSnapshot_userId_fixed`/,
     );
