@@ -5,7 +5,7 @@ import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { startRedisRestProcess } from "../dev/redis-rest-process";
 import { databaseUrl } from "../scripts/lib/scratch-db";
-import { migrate } from "../scripts/lib/migrations";
+import { migrate, MigrationError } from "../scripts/lib/migrations";
 import { loopbackProductionSecrets } from "./lib/metered-sheet";
 import { USAGE_RANGES, type UsageRange } from "~/utils/usage-ranges";
 import { loader as dashboardLoader } from "~/routes/dashboard";
@@ -190,8 +190,20 @@ async function seededDatabase(): Promise<{ url: string; name: string; drop(): Pr
   if (!rowCount) await admin.query(`CREATE DATABASE "${name}"`);
   await admin.end();
   const url = databaseUrl(PG_ADMIN_URL, name);
-  // Pending migrations (new indexes, say) apply to a kept database too, so it measures the current schema.
-  await migrate(url);
+  // Pending migrations (new indexes, say) apply to a kept database too, so it measures the current schema. One made
+  // with a migration that has changed since (a branch's unreleased migration, edited) cannot be trusted: seed again.
+  try {
+    await migrate(url);
+  } catch (error) {
+    if (!(error instanceof MigrationError)) throw error;
+    log(`${(error as Error).message.split(" (")[0]}: seeding ${name} again`);
+    const recreate = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await recreate.connect();
+    await recreate.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await recreate.query(`CREATE DATABASE "${name}"`);
+    await recreate.end();
+    await migrate(url);
+  }
   return {
     url,
     name,
