@@ -5,14 +5,20 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import v8 from "node:v8";
 import { Redis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import pg from "pg";
 import { migrate } from "../scripts/lib/migrations";
-import { DEFAULT_BATCH_SIZE, DEFAULT_SCAN_COUNT, syncUsageSnapshots } from "~/models/usage-sync.server";
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_SCAN_COUNT,
+  DEFAULT_WRITERS,
+  syncUsageSnapshots,
+} from "~/models/usage-sync.server";
 import { createSyncRedis } from "~/utils/redis.server";
 import { createPrismaClient } from "~/utils/db.server";
-import { hourBucket, periodOf, quotaKey } from "~/utils/period";
+import { HOUR_MS, hourBucket, periodOf, quotaKey } from "~/utils/period";
 
 /**
  * `npm run bench:sync -- --users N`: the real sync, end to end (Redis over the Upstash REST protocol → batched
@@ -22,13 +28,15 @@ import { hourBucket, periodOf, quotaKey } from "~/utils/period";
  */
 const { values: flags } = parseArgs({
   options: {
-    users: { type: "string", default: "100000" },
+    users: { type: "string", default: "1000000" },
     sample: { type: "string", default: "2000" },
     "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
     "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
+    writers: { type: "string", default: String(DEFAULT_WRITERS) },
     keep: { type: "boolean", default: false },
-    // Drops the foreign key UsageSnapshot → User in the scratch database, to measure what its checks cost.
-    "without-fk": { type: "boolean", default: false },
+    // Puts back the design before docs/decisions/0008 in the scratch database (the foreign key UsageSnapshot →
+    // User and the (userId, period) index, instead of the triggers), to measure what they cost in the same run.
+    "with-fk": { type: "boolean", default: false },
   },
 });
 const USERS = Number(flags.users);
@@ -38,7 +46,14 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? "redis
 // Its own logical database: the test files use 1–14 by worker id, but only the first few in practice, and `npm
 // run dev` uses 0.
 const REDIS_DB = 11;
-const SEED_CHUNK = 20_000;
+// Counters written per Lua call while seeding: each call blocks Redis for ~0.1 s, and the bench process holds nothing.
+const SEED_CHUNK = 100_000;
+const SEED_COUNTERS = `
+  local period = ARGV[3]
+  for n = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+    redis.call('SET', string.format('quota:cbench%019d:%s', n, period), (n * 7919) % 100000 + 1)
+  end
+  return 0`;
 
 const log = (line: string) => console.error(line);
 
@@ -69,13 +84,13 @@ async function seed(url: string, raw: IORedis, period: string) {
   } finally {
     await client.end();
   }
+  // Generated inside Redis: seeding from here made this process peak at 260 MB before the sync had started, and its
+  // peak RSS is the sync's figure. The keys are checked against quotaKey below, so both stay the same format.
   for (let start = 1; start <= USERS; start += SEED_CHUNK) {
-    const args: string[] = [];
-    for (let n = start; n < Math.min(start + SEED_CHUNK, USERS + 1); n++) {
-      args.push(quotaKey(userId(n), period), String(expectedCount(n)));
-    }
-    await raw.mset(...args);
+    await raw.eval(SEED_COUNTERS, 0, start, Math.min(start + SEED_CHUNK - 1, USERS), period);
   }
+  const sample = await raw.get(quotaKey(userId(USERS), period));
+  if (sample !== String(expectedCount(USERS))) throw new Error(`seeded counters are not as expected: ${sample}`);
 }
 
 async function verify(url: string, hour: Date): Promise<{ rows: number; wrong: number }> {
@@ -95,7 +110,11 @@ async function verify(url: string, hour: Date): Promise<{ rows: number; wrong: n
   }
 }
 
-/** One transaction per user, values read per page of keys: the write path the issue measures as "naive". */
+/**
+ * One transaction per user, values read per page of keys: the write path the issue measures as "naive". `db` decides
+ * its durability: the bench runs it with the sync's `synchronous_commit = off` (the speed-up compares designs) and
+ * with the server's default (what a naive version would really wait for).
+ */
 async function baseline(db: ReturnType<typeof createPrismaClient>, redis: Redis, period: string, hour: Date) {
   const started = performance.now();
   for (let start = 1; start <= SAMPLE; start += 1000) {
@@ -165,12 +184,17 @@ async function main() {
 
   try {
     await migrate(url);
-    if (flags["without-fk"]) {
+    if (flags["with-fk"]) {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
-      await client.query(`ALTER TABLE "UsageSnapshot" DROP CONSTRAINT "UsageSnapshot_userId_fkey"`);
+      await client.query(`DROP TRIGGER "UsageSnapshot_user_exists" ON "UsageSnapshot"`);
+      await client.query(
+        `ALTER TABLE "UsageSnapshot" ADD CONSTRAINT "UsageSnapshot_userId_fkey" FOREIGN KEY ("userId")
+         REFERENCES "User"("id") ON DELETE CASCADE ON UPDATE CASCADE`,
+      );
+      await client.query(`CREATE INDEX "UsageSnapshot_userId_period_idx" ON "UsageSnapshot"("userId", "period")`);
       await client.end();
-      log("foreign key UsageSnapshot → User dropped (--without-fk)");
+      log("foreign key and (userId, period) index put back, insert trigger dropped (--with-fk)");
     }
     await raw.flushdb();
     const now = new Date();
@@ -182,12 +206,29 @@ async function main() {
     log(`seeded ${USERS} users and counters in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     await db.$queryRaw`SELECT 1`; // open the pool outside the timed part
 
+    const before = process.memoryUsage();
+    log(`before the sync: RSS ${mb(before.rss)} MB, heap ${mb(before.heapUsed)} MB (peak so far ${maxRss()} MB)`);
+    // Where the sync's memory goes, sampled: the peak RSS alone cannot tell retained data from uncollected garbage.
+    const memory = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0 };
+    const sampler = setInterval(() => {
+      const now = process.memoryUsage();
+      for (const key of Object.keys(memory) as (keyof typeof memory)[]) memory[key] = Math.max(memory[key], now[key]);
+    }, 200);
     t = performance.now();
     const result = await syncUsageSnapshots(
       { redis, db },
-      { now, scanCount: Number(flags["scan-count"]), batchSize: Number(flags["batch-size"]) },
+      {
+        now,
+        scanCount: Number(flags["scan-count"]),
+        batchSize: Number(flags["batch-size"]),
+        writers: Number(flags.writers),
+      },
     );
     const seconds = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    log(
+      `during the sync (sampled): RSS ≤ ${mb(memory.rss)} MB, heap used ≤ ${mb(memory.heapUsed)} MB of ≤ ${mb(memory.heapTotal)} MB, external ≤ ${mb(memory.external)} MB`,
+    );
     log(`sync: ${JSON.stringify(result)}`);
     if (result.status !== "succeeded") throw new Error(`sync ended ${result.status}: ${result.error ?? ""}`);
 
@@ -199,11 +240,22 @@ async function main() {
     }
     log(`verified: ${check.rows} snapshots, all with the Redis value`);
 
-    // Another hour, so the baseline inserts rows as a first sync would instead of updating the ones just written.
-    const baselineSeconds = await baseline(db, redis, period, new Date(hour.getTime() + 3_600_000));
+    // The sync's peak, before the baseline's own client and garbage can add to it.
+    const peakRssMb = maxRss();
+    const heapLimitMb = mb(v8.getHeapStatistics().heap_size_limit);
+    // Other hours, so the baseline inserts rows as a first sync would instead of updating the ones just written.
+    const asyncCommitDb = createPrismaClient(withOptions(url, "-c synchronous_commit=off"));
+    let baselineSeconds: number;
+    let baselineSyncCommitSeconds: number;
+    try {
+      baselineSeconds = await baseline(asyncCommitDb, redis, period, new Date(hour.getTime() + HOUR_MS));
+      baselineSyncCommitSeconds = await baseline(db, redis, period, new Date(hour.getTime() + 2 * HOUR_MS));
+    } finally {
+      await asyncCommitDb.$disconnect();
+    }
     const usersPerSec = USERS / seconds;
     const baselineUsersPerSec = SAMPLE / baselineSeconds;
-    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    const baselineSyncCommitUsersPerSec = SAMPLE / baselineSyncCommitSeconds;
     restPeakRssMb = await rest.close();
     const summary = {
       users: USERS,
@@ -211,15 +263,26 @@ async function main() {
       usersPerSec: Math.round(usersPerSec),
       baselineUsersPerSec: Math.round(baselineUsersPerSec),
       speedup: round(usersPerSec / baselineUsersPerSec, 1),
-      peakRssMb: Math.round(peakRssMb),
+      baselineSyncCommitUsersPerSec: Math.round(baselineSyncCommitUsersPerSec),
+      speedupOverSyncCommit: round(usersPerSec / baselineSyncCommitUsersPerSec, 1),
+      design: flags["with-fk"] ? "foreign key" : "triggers",
+      peakRssMb,
+      heapLimitMb,
     };
     console.log(`users/s:          ${summary.usersPerSec} (${USERS} users in ${summary.seconds} s)`);
     console.log(
-      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]})`,
+      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, ${flags.writers} writers)`,
     );
-    console.log(`baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users)`);
+    console.log(
+      `baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users, synchronous_commit off as the sync)`,
+    );
     console.log(`speed-up:         ${summary.speedup}×`);
-    console.log(`peak RSS:         ${summary.peakRssMb} MB (REST stand-in, its own process: ${restPeakRssMb} MB)`);
+    console.log(
+      `baseline users/s: ${summary.baselineSyncCommitUsersPerSec} (the same with synchronous_commit on): speed-up ${summary.speedupOverSyncCommit}×`,
+    );
+    console.log(
+      `peak RSS:         ${summary.peakRssMb} MB, V8 heap limit ${heapLimitMb} MB (REST stand-in, its own process: ${restPeakRssMb} MB)`,
+    );
     console.log(JSON.stringify(summary));
   } finally {
     await db.$disconnect();
@@ -233,6 +296,16 @@ async function main() {
     if (restPeakRssMb === undefined) await rest.close();
     await admin.end();
   }
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+/** This process's peak resident set since it started, in MB (getrusage's ru_maxrss). */
+const maxRss = () => Math.round(process.resourceUsage().maxRSS / 1024);
+
+function withOptions(url: string, options: string): string {
+  const withOpts = new URL(url);
+  withOpts.searchParams.set("options", options);
+  return withOpts.toString();
 }
 
 function round(value: number, digits: number) {

@@ -37,7 +37,7 @@ describe("npm run admin -- sync:run", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     const viaRoute = await response.json();
     const routeRows = await valuesByUserAndPeriod();
 
-    await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun"`;
+    await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun", "UsagePeriodFinal"`;
     const cli = await runAdmin(["sync:run"]);
     expect(cli.status, cli.stderr).toBe(0);
     expect(cli.json).toMatchObject({
@@ -55,7 +55,7 @@ describe("npm run admin -- sync:run", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
 
   it("with --budget-ms runs the chunks back to back to the same end", async () => {
     const before = await valuesByUserAndPeriod();
-    await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun"`;
+    await fx.db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun", "UsagePeriodFinal"`;
     const cli = await runAdmin(["sync:run", "--budget-ms", "0"]);
     expect(cli.status, cli.stderr).toBe(0);
     expect(cli.json).toMatchObject({ status: "succeeded", users: 1500 });

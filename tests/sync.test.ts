@@ -197,6 +197,78 @@ describe("syncUsageSnapshots: idempotent under redelivery and reruns", () => {
     );
   });
 
+  it("writes a finished month's counters once: the first complete run after it ends, then never again", async () => {
+    const [alice, bob] = await fx.createUsers(2);
+    await fx.setCounts("2026-11", { [alice]: 500, [bob]: 9 });
+    await fx.setCounts("2026-12", { [alice]: 3 });
+    const read: string[] = [];
+    const recording = new Proxy(redis(), {
+      get(target, property, receiver) {
+        if (property !== "mget") return Reflect.get(target, property, receiver);
+        return (keys: string[]) => {
+          read.push(...keys);
+          return target.mget(keys);
+        };
+      },
+    });
+    const sync = (now: string) => syncUsageSnapshots({ redis: recording, db }, { now: new Date(now) });
+    const november = () => db.usageSnapshot.findMany({ where: { period: "2026-11" }, orderBy: { userId: "asc" } });
+
+    const first = await sync("2026-12-01T00:05:00Z");
+    expect(first).toMatchObject({ status: "succeeded", users: 3, skipped: 0 });
+    const finalCopy = await november();
+    expect(finalCopy.map((row) => row.used)).toEqual([500, 9]);
+    expect(await db.usagePeriodFinal.findMany({ select: { period: true, runId: true } })).toEqual([
+      { period: "2026-11", runId: first.runId },
+    ]);
+
+    // The counters stay in Redis for their grace week (one even moves: a server whose clock is behind); the runs of
+    // the following hours and days neither read nor write them, nor count them as skipped.
+    await fx.setCounts("2026-11", { [alice]: 501 });
+    await fx.setCounts("2026-12", { [alice]: 7 });
+    read.length = 0;
+    for (const now of ["2026-12-01T01:05:00Z", "2026-12-01T02:05:00Z", "2026-12-07T23:05:00Z"]) {
+      expect(await sync(now)).toMatchObject({ status: "succeeded", users: 1, skipped: 0 });
+    }
+    expect(read.length).toBeGreaterThan(0);
+    expect(read.filter((key) => key.endsWith(":2026-11"))).toEqual([]);
+    expect(await november()).toEqual(finalCopy);
+    expect(await fx.snapshots()).toMatchObject(
+      new Map([
+        [`${alice}|2026-11-30T23:00:00.000Z|2026-11`, 500],
+        [`${bob}|2026-11-30T23:00:00.000Z|2026-11`, 9],
+        [`${alice}|2026-12-01T00:00:00.000Z|2026-12`, 3],
+        [`${alice}|2026-12-01T01:00:00.000Z|2026-12`, 7],
+        [`${alice}|2026-12-01T02:00:00.000Z|2026-12`, 7],
+        [`${alice}|2026-12-07T23:00:00.000Z|2026-12`, 7],
+      ]),
+    );
+  });
+
+  it("makes a month final only when a run covered every key: a chunk handed on, or a failed run, does not", async () => {
+    const users = await fx.createUsers(30);
+    await fx.setCounts("2026-11", new Map(users.map((id, i) => [id, i + 1])));
+    const now = new Date("2026-12-01T00:05:00Z");
+
+    let result = await syncUsageSnapshots({ redis: redis(), db }, { now, budgetMs: 0, scanCount: 5, batchSize: 5 });
+    expect(result.status).toBe("continued");
+    expect(await db.usagePeriodFinal.count()).toBe(0);
+    while (result.next) {
+      expect(await db.usagePeriodFinal.count()).toBe(0);
+      result = await syncUsageSnapshots(
+        { redis: redis(), db },
+        { continuation: result.next, budgetMs: 0, scanCount: 5 },
+      );
+    }
+    expect(result).toMatchObject({ status: "succeeded", users: 30 });
+    expect(await db.usagePeriodFinal.findMany({ select: { period: true } })).toEqual([{ period: "2026-11" }]);
+
+    // A month is never final for a run of that month, whatever was recorded (a clock set back, say).
+    await fx.setCounts("2026-11", { [users[0]]: 99 });
+    const sameMonth = await syncUsageSnapshots({ redis: redis(), db }, { now: new Date("2026-11-30T22:05:00Z") });
+    expect(sameMonth).toMatchObject({ status: "succeeded", users: 30 });
+  });
+
   it("skips and counts counters of deleted users, malformed values and months after the run's", async () => {
     const [kept, gone] = await fx.createUsers(2);
     await fx.setCounts("2026-11", { [kept]: 5, [gone]: 6, "never-existed": 7 });

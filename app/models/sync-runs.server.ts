@@ -264,3 +264,21 @@ export function getLastSyncRun(db: Db): Promise<LastSyncRun | null> {
     select: { id: true, status: true, startedAt: true, finishedAt: true, users: true, error: true },
   });
 }
+
+/**
+ * The latest month whose final counts a run has copied, or null. Counters of that month and earlier ones still in
+ * Redis (they outlive their month by a grace week) are passed over: their snapshot already holds the final value.
+ */
+export async function latestFinalPeriod(db: Db): Promise<string | null> {
+  const row = await db.usagePeriodFinal.findFirst({ orderBy: { period: "desc" }, select: { period: true } });
+  return row?.period ?? null;
+}
+
+/**
+ * Records that `period` is final: a run that started after the month ended covered the whole keyspace, so every
+ * counter of the month was written with its final value (no call counts into a month after it ends). Recording it
+ * twice (two runs finishing together) keeps the first.
+ */
+export async function recordFinalPeriod(db: Db, period: string, runId: string): Promise<void> {
+  await db.usagePeriodFinal.createMany({ data: [{ period, runId }], skipDuplicates: true });
+}

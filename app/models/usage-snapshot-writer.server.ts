@@ -84,33 +84,36 @@ export function snapshotHourText(date: Date): string {
 }
 
 /**
- * One statement per batch. The JOIN drops counters of users deleted since (their keys linger until they expire);
- * the affected-row count is what was written, so the difference is what was skipped.
+ * One statement per batch: `upsert_usage_snapshots` (migration 20261202010000_snapshot_user_triggers) takes the share
+ * lock, then runs the INSERT … JOIN "User" … ON CONFLICT … GREATEST. The JOIN drops counters of users deleted since
+ * (their keys linger until they expire); the function returns what was written, so the difference is what was
+ * skipped.
+ *
+ * There is no foreign key to check each row (see docs/decisions/0008): the lock is what keeps a snapshot from
+ * outliving its user. Inside the function the lock is taken before the INSERT takes its snapshot of "User", so a
+ * deletion that was in flight has committed and its user drops out of the JOIN; a deletion that starts later waits
+ * for this commit, then its trigger removes what this batch wrote. A function rather than `BEGIN; lock; INSERT;
+ * COMMIT` because that is four round trips per batch, during which the batch's connection does no work.
  *
  * Each column travels as one delimited string that Postgres splits, not as a JS array: Prisma, the driver adapter
  * and `pg` each walk an array parameter element by element (~4 ms of CPU per 2 000-row batch here, against ~1 ms
  * for a join), and the copies Prisma's debug history keeps are four strings instead of 8 000 small ones.
  *
- * `set_config('synchronous_commit', 'off', true)` is `SET LOCAL` for the statement's own transaction, without the
- * three extra round trips of an explicit BEGIN … COMMIT: the commit returns without waiting for its WAL flush. A
- * crash of Postgres within a fraction of a second after it can lose the last batches that were acknowledged — a lost
- * snapshot is written again by the next hourly run (the counter is still in Redis, and within a month it only
- * grows, so the later value is at least as large); a crash never leaves a batch half written or corrupt.
+ * `set_config('synchronous_commit', 'off', true)` is `SET LOCAL` for the statement's own transaction: the commit
+ * returns without waiting for its WAL flush. A crash of Postgres within a fraction of a second after it can lose the
+ * last batches that were acknowledged — a lost snapshot is written again by the next hourly run (the counter is
+ * still in Redis, and within a month it only grows, so the later value is at least as large); a crash never leaves
+ * a batch half written or corrupt.
  */
 export async function upsertSnapshotBatch(db: Db, batch: SnapshotBatch): Promise<number> {
   if (batch.size === 0) return 0;
-  return db.$executeRaw`
-    WITH async_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
-    INSERT INTO "UsageSnapshot" ("userId", "period", "hour", "used", "syncedAt")
-    SELECT incoming."userId", incoming."period", incoming."hour", incoming."used", now() AT TIME ZONE 'UTC'
-    FROM unnest(
-        string_to_array(${batch.userIds.join(SEPARATOR)}::text, ${SEPARATOR}::text),
-        string_to_array(${batch.periods.join(SEPARATOR)}::text, ${SEPARATOR}::text),
-        string_to_array(${batch.hours.join(SEPARATOR)}::text, ${SEPARATOR}::text)::timestamp[],
-        string_to_array(${batch.used.join(SEPARATOR)}::text, ${SEPARATOR}::text)::int[]
-      ) AS incoming("userId", "period", "hour", "used")
-    JOIN "User" ON "User"."id" = incoming."userId"
-    CROSS JOIN async_commit
-    ON CONFLICT ("userId", "hour") DO UPDATE
-      SET "used" = GREATEST("UsageSnapshot"."used", EXCLUDED."used"), "syncedAt" = EXCLUDED."syncedAt"`;
+  const [{ written }] = await db.$queryRaw<{ written: number }[]>`
+    SELECT upsert_usage_snapshots(
+        ${batch.userIds.join(SEPARATOR)}::text,
+        ${batch.periods.join(SEPARATOR)}::text,
+        ${batch.hours.join(SEPARATOR)}::text,
+        ${batch.used.join(SEPARATOR)}::text
+      ) AS written
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
+  return written;
 }

@@ -1,13 +1,23 @@
 import type { Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
-import { HOUR_MS, isPeriod, parseQuotaKey, periodEnd, periodOf, QUOTA_KEY_PATTERN } from "~/utils/period";
+import {
+  HOUR_MS,
+  isPeriod,
+  parseQuotaKey,
+  periodEnd,
+  periodOf,
+  previousPeriod,
+  QUOTA_KEY_PATTERN,
+} from "~/utils/period";
 import {
   type ChunkStatus,
   type ClaimRequest,
   claimSyncRun,
   findSyncRun,
   finishSyncChunk,
+  latestFinalPeriod,
   type PageProgress,
+  recordFinalPeriod,
   recordPageProgress,
   SyncLeaseLostError,
   type SyncRunState,
@@ -35,6 +45,8 @@ export interface SyncOptions extends ClaimRequest {
   scanCount?: number;
   /** Snapshots per INSERT statement (a batch closes at the first page boundary at or past this size). */
   batchSize?: number;
+  /** Statements in flight at once, each on its own pooled connection. */
+  writers?: number;
 }
 
 export interface SyncResult {
@@ -77,7 +89,7 @@ export const DEFAULT_BATCH_SIZE = 2000;
 // Two statements in flight, on two pooled connections, let Postgres use both cores of a small machine while the
 // next page is read from Redis. One was slower (42 k users/s at 100 000 users against 50–53 k), and so was a third
 // (44–45 k): on two cores it only competes with the sync's own process, and each adds a batch of memory.
-const MAX_UPSERTS_IN_FLIGHT = 2;
+export const DEFAULT_WRITERS = 2;
 // Postgres `integer`; a larger (corrupt) counter would fail the whole batch, so it is skipped instead.
 const MAX_INT4 = 2_147_483_647;
 
@@ -114,15 +126,20 @@ function toCount(value: unknown): number | null {
   return Number.isSafeInteger(count) && count >= 0 && count <= MAX_INT4 ? count : null;
 }
 
-async function readPage(redis: Redis, cursor: string, count: number): Promise<Page> {
-  const [next, keys] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+/**
+ * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
+ * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
+ */
+async function readPage(redis: Redis, cursor: string, count: number, wanted: (key: string) => boolean): Promise<Page> {
+  const [next, scanned] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+  const keys = scanned.filter(wanted);
   const values = keys.length > 0 ? await redis.mget<unknown[]>(keys) : [];
   return { next: String(next), keys, values };
 }
 
 /**
  * Streams pages from `startCursor` until the cursor returns to 0 or the budget is spent. The next page (SCAN, then
- * MGET) is read while the current one's statements run, and up to MAX_UPSERTS_IN_FLIGHT statements run at once on
+ * MGET) is read while the current one's statements run, and up to settings.writers statements run at once on
  * their own pooled connections, so Redis and Postgres (on both cores) work at the same time; at most two pages and
  * that many batches are held, whatever the number of users. Only the committed prefix of batches counts, and the
  * cursor only moves past a page once every row of it committed, so a failure resumes exactly after that page.
@@ -133,7 +150,7 @@ async function syncChunk(
   deps: { redis: Redis; db: Db },
   run: { hour: Date },
   startCursor: string,
-  settings: { budgetMs: number; scanCount: number; batchSize: number },
+  settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number },
   pageCommitted: (page: PageProgress) => Promise<void>,
 ): Promise<ChunkOutcome> {
   const { redis, db } = deps;
@@ -141,8 +158,23 @@ async function syncChunk(
   const budgetSpent = () => performance.now() - started >= settings.budgetMs;
   const runPeriod = periodOf(run.hour);
   const runHourText = snapshotHourText(run.hour);
-
   const outcome: ChunkOutcome = { cursor: startCursor, users: 0, batches: 0, skipped: 0 };
+  let finalThrough: string | null;
+  try {
+    finalThrough = await latestFinalPeriod(db);
+  } catch (error) {
+    // Postgres failed before anything was read: recorded as a failed chunk, which a retry resumes at once.
+    return { ...outcome, error };
+  }
+  // A key of a month already final is passed over, neither read nor counted as skipped: nothing is wrong with it.
+  // Only months before the run's own: a run's current month is never final, whatever a clock said before.
+  // The period is the key's last seven characters (quotaKey); a malformed key is let through, to be counted below.
+  const wanted = (key: string) => {
+    if (finalThrough === null) return true;
+    const period = key.slice(-7);
+    return !isPeriod(period) || period > finalThrough || period >= runPeriod;
+  };
+
   // Totals of committed batches since the last page boundary: they only count once the page's last batch commits,
   // because a retry resumes at that page's start and writes (and counts) its rows again.
   const sincePage = { users: 0, batches: 0, skipped: 0 };
@@ -173,7 +205,7 @@ async function syncChunk(
   };
   // Waits for the oldest statement first when the queue is full, so memory stays bounded and writes keep order.
   const send = async (unsorted: SnapshotBatch) => {
-    if (inFlight.length >= MAX_UPSERTS_IN_FLIGHT) await settleOldest();
+    if (inFlight.length >= settings.writers) await settleOldest();
     if (failure) return;
     const batch = unsorted.inKeyOrder();
     const write = upsertSnapshotBatch(db, batch);
@@ -185,12 +217,12 @@ async function syncChunk(
   let batch = new SnapshotBatch();
   batch.endCursor = startCursor;
   let pageStart = startCursor;
-  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount);
+  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount, wanted);
   try {
     while (nextPage && !failure) {
       const page: Page = await nextPage;
       // Read ahead: the next page's SCAN and MGET travel while this page's rows are written.
-      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount);
+      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted);
       nextPage?.catch(() => {});
 
       if (batch.size > 0 && batch.size + page.keys.length > settings.batchSize) {
@@ -276,6 +308,7 @@ export async function syncUsageSnapshots(
   }
 
   const { run, lease } = claim;
+  const runPeriod = periodOf(run.hour);
   const outcome = await syncChunk(
     deps,
     run,
@@ -284,6 +317,7 @@ export async function syncUsageSnapshots(
       budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
       scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+      writers: options.writers ?? DEFAULT_WRITERS,
     },
     (page) => recordPageProgress(db, lease, page),
   );
@@ -295,6 +329,12 @@ export async function syncUsageSnapshots(
       skipped: run.skipped + outcome.skipped,
       chunks: run.chunks + 1,
     });
+    if (recorded.status === "succeeded") {
+      // This run began after the previous month ended and covered every key: that month's counters are final now,
+      // and the runs of the coming hours pass them over. Not recorded (Postgres failed just now), the next run
+      // writes them again — the same values, under GREATEST — and records it.
+      await recordFinalPeriod(db, previousPeriod(runPeriod), run.id).catch(() => {});
+    }
     const next = recorded.status === "continued" ? { runId: run.id, step: recorded.step } : undefined;
     return { runId: run.id, ...recorded, ...(next ? { next } : {}) };
   } catch (error) {

@@ -13,7 +13,7 @@ export function syncFixtures() {
     raw,
     async reset() {
       await raw.flushdb();
-      await db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun"`;
+      await db.$executeRaw`TRUNCATE "UsageSnapshot", "SyncRun", "UsagePeriodFinal"`;
       await db.$executeRaw`DELETE FROM "User"`;
     },
     async createUsers(count: number, prefix = "user"): Promise<string[]> {
