@@ -6,7 +6,7 @@ import { createSyncRedis } from "~/utils/redis.server";
 import { syncFixtures } from "./helpers/sync-fixtures";
 
 /**
- * Snapshots name their user without a foreign key (docs/decisions/0007): triggers and an advisory lock keep the
+ * Snapshots name their user without a foreign key (docs/decisions/0008): triggers and an advisory lock keep the
  * rule. When a user's deletion commits, none of their snapshots remain, and no snapshot names a missing user — also
  * while a sync is writing that user's snapshot.
  */
