@@ -125,12 +125,9 @@ export function UsageAlerts({
                 {busy("webhook-test") ? "Sending…" : "Send test event"}
               </button>
             </Form>
-            <Form method="post">
-              <input type="hidden" name="intent" value="webhook-remove" />
-              <button type="submit" className={secondaryButton} disabled={busy("webhook-remove")}>
-                Remove webhook
-              </button>
-            </Form>
+            <ConfirmDelete summary="Remove…" submitLabel="Remove webhook" fields={{ intent: "webhook-remove" }}>
+              No more alerts are sent, and the signing secret is deleted with the URL.
+            </ConfirmDelete>
           </div>
           {result?.intent === "webhook-test" ? <TestOutcome result={result} /> : null}
           <SigningSecret endpoint={endpoint} rotated={result?.intent === "webhook-rotate" && result.rotated} />
@@ -186,7 +183,13 @@ function SigningSecret({ endpoint, rotated }: { endpoint: UsageAlertsEndpoint; r
           </button>
         ) : null}
         {revealed ? <CopyButton text={endpoint.secret} label="Copy signing secret" /> : null}
-        <ConfirmDelete summary="Rotate…" submitLabel="Rotate secret" fields={{ intent: "webhook-rotate" }}>
+        {/* Keyed by the secret so the confirmation closes once it has done its work. */}
+        <ConfirmDelete
+          key={endpoint.secret}
+          summary="Rotate…"
+          submitLabel="Rotate secret"
+          fields={{ intent: "webhook-rotate" }}
+        >
           The current secret stops working at once: update your receiver with the new one.
         </ConfirmDelete>
       </div>
