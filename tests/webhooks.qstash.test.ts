@@ -9,8 +9,8 @@ import {
   publishThresholdEvent,
   republishPendingThresholdEvents,
   sendTestEvent,
-  WEBHOOK_RETRIES,
 } from "~/models/webhook-events.server";
+import { WEBHOOK_RETRIES } from "~/models/webhook-publish.server";
 import { verifyWebhookSignature } from "~/models/webhook-signature.server";
 import * as route from "~/routes/api.webhooks.delivery-status";
 import { getDb } from "~/utils/db.server";
