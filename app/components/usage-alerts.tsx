@@ -52,25 +52,26 @@ const REFRESH_WHILE_QUEUED_MS = 2000;
 export function UsageAlerts({
   endpoint,
   deliveries,
+  awaitingCallbacks,
   result,
 }: {
   endpoint: UsageAlertsEndpoint | null;
   deliveries: UsageAlertsDelivery[];
+  /** A recent delivery is still queued: its row will change as QStash's callbacks arrive. */
+  awaitingCallbacks: boolean;
   result: UsageAlertsResult | null;
 }) {
   const navigation = useNavigation();
   const busy = (intent: string) => navigation.state === "submitting" && navigation.formData?.get("intent") === intent;
   const urlError = result?.intent === "webhook-set" && "error" in result ? result.error : undefined;
   const revalidator = useRevalidator();
-  const open = deliveries.some((delivery) => delivery.status === "queued");
-
   useEffect(() => {
-    if (!open) return;
+    if (!awaitingCallbacks) return;
     const timer = setInterval(() => {
       if (revalidator.state === "idle") revalidator.revalidate();
     }, REFRESH_WHILE_QUEUED_MS);
     return () => clearInterval(timer);
-  }, [open, revalidator]);
+  }, [awaitingCallbacks, revalidator]);
 
   return (
     <section

@@ -44,6 +44,10 @@ export function loader({ request }: LoaderFunctionArgs) {
         secret: endpoint.secret,
         secretRotatedAt: formatDateTime(endpoint.secretRotatedAt),
       },
+      // QStash settles a delivery within minutes (webhook-publish.server.ts); past that, polling would never end.
+      awaitingCallbacks: deliveries.some(
+        (delivery) => delivery.status === "queued" && Date.now() - delivery.createdAt.getTime() < 10 * 60_000,
+      ),
       deliveries: deliveries.map((delivery) => ({
         id: delivery.id,
         event: delivery.type === "usage.threshold" ? `${delivery.threshold} % · ${delivery.period}` : "Test event",
@@ -125,7 +129,7 @@ export function action({ request }: ActionFunctionArgs) {
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 export default function SettingsPage() {
-  const { sessions, webhook, deliveries } = useLoaderData<typeof loader>();
+  const { sessions, webhook, deliveries, awaitingCallbacks } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const busy = (intent: string) => navigation.state === "submitting" && navigation.formData?.get("intent") === intent;
@@ -228,7 +232,12 @@ export default function SettingsPage() {
         </Form>
       </section>
 
-      <UsageAlerts endpoint={webhook} deliveries={deliveries} result={alertsResult} />
+      <UsageAlerts
+        endpoint={webhook}
+        deliveries={deliveries}
+        awaitingCallbacks={awaitingCallbacks}
+        result={alertsResult}
+      />
     </div>
   );
 }
