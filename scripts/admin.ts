@@ -5,6 +5,7 @@ import { keyCommands } from "./commands/keys";
 import { sheetCommands } from "./commands/sheets";
 import { syncCommands } from "./commands/sync";
 import { userCommands } from "./commands/users";
+import { webhookCommands } from "./commands/webhooks";
 import { requireReachableDatabase } from "./lib/database";
 
 /**
@@ -16,6 +17,7 @@ const commands: Record<string, AdminCommand> = {
   ...syncCommands,
   ...keyCommands,
   ...sheetCommands,
+  ...webhookCommands,
 };
 
 function usage(): string {

@@ -7,10 +7,21 @@ import { requireUserSession } from "~/auth/session-user.server";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { Field, FormError, primaryButton } from "~/components/forms";
+import { UsageAlerts, type UsageAlertsResult } from "~/components/usage-alerts";
 import { deleteOtherSessions, listSessions } from "~/models/sessions.server";
 import { changePassword } from "~/models/user.server";
+import { listRecentDeliveries } from "~/models/webhook-deliveries.server";
+import {
+  getWebhookEndpoint,
+  removeWebhookEndpoint,
+  rotateWebhookSecret,
+  setWebhookUrl,
+  webhookUrlPolicy,
+} from "~/models/webhook-endpoints.server";
+import { sendTestEvent } from "~/models/webhook-events.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
+import { getEnv } from "~/utils/env.server";
 import { formatDateTime } from "~/utils/format";
 import { fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
 import { readPageForm } from "~/utils/request-guard.server";
@@ -20,8 +31,32 @@ export const meta: MetaFunction = () => [{ title: "Settings · Sheetmeter" }];
 export function loader({ request }: LoaderFunctionArgs) {
   return withDatabaseOutagePage(async () => {
     const { user, sessionId } = await requireUserSession(request);
-    const sessions = await listSessions(getDb(), user.id);
+    const db = getDb();
+    const [sessions, endpoint, deliveries] = await Promise.all([
+      listSessions(db, user.id),
+      getWebhookEndpoint(db, user.id),
+      listRecentDeliveries(db, user.id),
+    ]);
     return {
+      // The secret goes to this page only, which only its owner can load; it is hidden until they ask to see it.
+      webhook: endpoint && {
+        url: endpoint.url,
+        secret: endpoint.secret,
+        secretRotatedAt: formatDateTime(endpoint.secretRotatedAt),
+      },
+      // QStash settles a delivery within minutes (webhook-publish.server.ts); past that, polling would never end.
+      awaitingCallbacks: deliveries.some(
+        (delivery) => delivery.status === "queued" && Date.now() - delivery.createdAt.getTime() < 10 * 60_000,
+      ),
+      deliveries: deliveries.map((delivery) => ({
+        id: delivery.id,
+        event: delivery.type === "usage.threshold" ? `${delivery.threshold} % · ${delivery.period}` : "Test event",
+        status: delivery.status,
+        lastHttpStatus: delivery.lastHttpStatus,
+        attempts: delivery.attempts,
+        error: delivery.error,
+        createdAt: formatDateTime(delivery.createdAt),
+      })),
       sessions: sessions.map((session) => ({
         // Enough of the id to tell rows apart; the page never needs (or shows) a whole session id.
         key: session.id.slice(0, 12),
@@ -40,6 +75,7 @@ const passwordChangeSchema = z.object({
 });
 
 type ActionData =
+  | UsageAlertsResult
   | { intent: "logout-others"; ended: number }
   | { intent: "change-password"; changed: true; ended: number }
   | { intent: "change-password"; errors: Record<string, string> };
@@ -64,6 +100,28 @@ export function action({ request }: ActionFunctionArgs) {
       // those sessions end with it. This browser, which just proved it knows the password, stays signed in.
       return data<ActionData>({ intent, changed: true, ended: await deleteOtherSessions(db, user.id, sessionId) });
     }
+    if (intent === "webhook-set") {
+      const result = await setWebhookUrl(db, user.id, String(form.get("url") ?? ""), webhookUrlPolicy(getEnv()));
+      if (!result.ok) return data<ActionData>({ intent, error: result.error }, { status: 400 });
+      return data<ActionData>({ intent, saved: true });
+    }
+    if (intent === "webhook-remove") {
+      return data<ActionData>({ intent, removed: await removeWebhookEndpoint(db, user.id) });
+    }
+    if (intent === "webhook-rotate") {
+      return data<ActionData>({ intent, rotated: (await rotateWebhookSecret(db, user.id)) !== null });
+    }
+    if (intent === "webhook-test") {
+      const outcome = await sendTestEvent(user.id);
+      const error =
+        outcome.status === "no_endpoint"
+          ? "Save a webhook URL first."
+          : outcome.status === "failed_to_queue"
+            ? "QStash did not take the event; try again in a minute."
+            : undefined;
+      const status = outcome.status === "no_endpoint" ? 400 : outcome.status === "failed_to_queue" ? 503 : 200;
+      return data<ActionData>({ intent, outcome: outcome.status, error }, { status });
+    }
     return data({ error: "Unknown action." }, { status: 400 });
   });
 }
@@ -71,7 +129,7 @@ export function action({ request }: ActionFunctionArgs) {
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 export default function SettingsPage() {
-  const { sessions } = useLoaderData<typeof loader>();
+  const { sessions, webhook, deliveries, awaitingCallbacks } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const busy = (intent: string) => navigation.state === "submitting" && navigation.formData?.get("intent") === intent;
@@ -82,6 +140,10 @@ export default function SettingsPage() {
   const passwordChanged = passwordResult && "changed" in passwordResult ? passwordResult : null;
   const othersEnded = actionData && "intent" in actionData && actionData.intent === "logout-others" ? actionData : null;
   const others = sessions.filter((session) => !session.current).length;
+  const alertsResult =
+    actionData && "intent" in actionData && String(actionData.intent).startsWith("webhook-")
+      ? (actionData as UsageAlertsResult)
+      : null;
 
   useEffect(() => {
     if (passwordChanged) passwordForm.current?.reset();
@@ -89,7 +151,7 @@ export default function SettingsPage() {
 
   return (
     <div className="space-y-8">
-      <PageHeader title="Settings" description="Where you are signed in, and your password." />
+      <PageHeader title="Settings" description="Where you are signed in, your password, and usage alerts." />
 
       <section aria-labelledby="sessions-heading">
         <div className="flex flex-wrap items-end justify-between gap-3">
@@ -169,6 +231,13 @@ export default function SettingsPage() {
           </button>
         </Form>
       </section>
+
+      <UsageAlerts
+        endpoint={webhook}
+        deliveries={deliveries}
+        awaitingCallbacks={awaitingCallbacks}
+        result={alertsResult}
+      />
     </div>
   );
 }

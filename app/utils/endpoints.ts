@@ -4,6 +4,9 @@
  */
 export const SYNC_ROUTE_PATH = "/api/cron/update-usage";
 
+/** Where QStash reports what became of each webhook delivery (Upstash-Callback and Upstash-Failure-Callback). */
+export const WEBHOOK_STATUS_ROUTE_PATH = "/api/webhooks/delivery-status";
+
 export const SHEET_API_PATH = "/api/v1/sheets";
 
 /** Where a sheet's rows are served. */

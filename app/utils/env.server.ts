@@ -64,6 +64,8 @@ const schema = z
     // How many proxies in front of the app append to X-Forwarded-For; the log-in and sign-up throttles count the
     // client address they name (client-address.server.ts). 0: no address is trusted, every client shares one key.
     TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
+    // Kept so code past start-up can ask `allowsInsecureLocal(env)`; its rule is applied in productionProblems.
+    SHEETMETER_ALLOW_INSECURE_LOCAL: z.string().optional(),
   })
   .superRefine((env, ctx) => {
     // Also caught below when .env.example is at hand; a deployment may ship without it, this prefix travels anyway.
@@ -103,7 +105,7 @@ export function loadRawEnv(
   return { ...examples, ...recorded, ...dotenv, ...source };
 }
 
-function isLoopbackUrl(value: string | undefined): boolean {
+export function isLoopbackUrl(value: string | undefined): boolean {
   if (!value) return false;
   try {
     const host = new URL(value).hostname;
@@ -111,6 +113,17 @@ function isLoopbackUrl(value: string | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the loopback escape hatch is on: the variable is "1" and every URL the app is given points at this machine.
+ * Takes raw variables or the parsed Env alike; webhook URLs (models/webhook-endpoints.server.ts) follow the same rule.
+ */
+export function allowsInsecureLocal(values: Partial<Record<string, unknown>>): boolean {
+  return (
+    values[ALLOW_INSECURE_LOCAL] === "1" &&
+    LOOPBACK_CHECKED.every((name) => isLoopbackUrl(typeof values[name] === "string" ? values[name] : undefined))
+  );
 }
 
 /**
@@ -128,8 +141,7 @@ function productionProblems(
     else if (localDefaults[name] !== undefined && value === localDefaults[name])
       problems.set(name, "is the local default from .env.example; set your own value in production");
   }
-  const insecureAllowed =
-    raw[ALLOW_INSECURE_LOCAL] === "1" && LOOPBACK_CHECKED.every((name) => isLoopbackUrl(raw[name]));
+  const insecureAllowed = allowsInsecureLocal(raw);
   for (const name of PRODUCTION_HTTPS) {
     const value = raw[name];
     if (problems.has(name) || !value || insecureAllowed || value.startsWith("https://")) continue;
