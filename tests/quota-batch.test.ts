@@ -19,12 +19,14 @@ afterAll(() => raw.disconnect());
 
 const NOW = new Date("2026-11-15T12:00:00Z");
 
-function countingRedis(url = process.env.UPSTASH_REDIS_REST_URL!) {
+/** A client whose HTTP requests are counted, each taking at least `latencyMs` (a store farther away). */
+function countingRedis(url = process.env.UPSTASH_REDIS_REST_URL!, latencyMs = 0) {
   const inner = createKeepAliveRequester({ url, token: process.env.UPSTASH_REDIS_REST_TOKEN!, retry: undefined });
   const paths: string[] = [];
   const requester: Requester = {
-    request: (req) => {
+    request: async (req) => {
       paths.push((req.path ?? []).join("/") || "/");
+      if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
       return inner.request(req);
     },
   };
@@ -64,6 +66,25 @@ describe("quota batching", () => {
     expect(paths).toEqual(["pipeline", "pipeline", "/"]);
     expect(results.every((r) => r.allowed)).toBe(true);
     expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe(String(calls));
+  });
+
+  it("holds checks of later loop turns while a round trip is in flight, and sends them together", async () => {
+    // Loopback answers within a turn or two; 50 ms is a round trip to a store in another region.
+    const { redis, paths } = countingRedis(undefined, 50);
+    const owner = await makeOwner(10_000);
+    await raw.set(quotaKey(owner.userId, "2026-11"), "0");
+    // Ten turns of the event loop, five checks each, all while the first turn's pipeline is on its way: without
+    // holding, each turn would send a pipeline of its own.
+    const pending: Promise<unknown>[] = [];
+    for (let turn = 0; turn < 10; turn++) {
+      for (let i = 0; i < 5; i++) pending.push(consumeQuota(redis, db, owner, NOW));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(pending);
+    // The first turn's batch, then everything that came while it was out (a slow machine may split that once).
+    expect(paths.length).toBeLessThanOrEqual(3);
+    expect(paths.every((path) => path === "pipeline")).toBe(true);
+    expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("50");
   });
 
   it("sends a lone check as a single EVALSHA, not a pipeline", async () => {

@@ -142,7 +142,7 @@ function scriptsFor(redis: Redis): QuotaScripts {
  * costs. Each EVALSHA is still its own atomic script run on its own counter, so batching changes nothing about
  * who is admitted; Redis runs them one after the other, in call order. Each caller gets its own reply or error.
  * A batch of one is sent exactly as before (`Script.exec`), so a lightly loaded server pays only the wait for
- * the end of the current loop turn.
+ * the end of the current loop turn; under load, a batch also waits briefly for the one in flight (below).
  */
 interface PendingConsume {
   keys: string[];
@@ -154,29 +154,71 @@ interface PendingConsume {
 // Bounds one request's size (Upstash limits it); 256 short commands make a body of a few tens of KB.
 export const MAX_QUOTA_BATCH = 256;
 const CONSUME_SHA1 = createHash("sha1").update(CONSUME_SCRIPT).digest("hex");
-const pendingByClient = new WeakMap<Redis, PendingConsume[]>();
 /** Round trips the batcher made, for tests and benches: how many pipelines, and how many calls rode in them. */
 export const quotaBatchStats = { batches: 0, calls: 0 };
 
+/**
+ * While a batch is on its way to Redis, the next one waits for it (up to HOLD_MS) and keeps taking calls: under
+ * load, the calls that arrive during one round trip leave together in the next, instead of each loop turn sending
+ * a pipeline of its own. Every HTTP request to Upstash costs the app far more CPU than one more command in it.
+ * The wait is bounded so a slow or hung round trip delays the next batch by HOLD_MS at most; a consumption's
+ * deadline is fixed when it is queued, so a held call can only be refused earlier by Redis, never counted late.
+ */
+const HOLD_MS = 5;
+
+interface Batching {
+  /** The batch still taking calls, if any. */
+  open?: PendingConsume[];
+  /** A batch whose turn has ended, waiting for the round trip in flight (or HOLD_MS). */
+  held?: { batch: PendingConsume[]; timer: NodeJS.Timeout };
+  inFlight: number;
+}
+const batchingByClient = new WeakMap<Redis, Batching>();
+
+function batchingOf(redis: Redis): Batching {
+  let batching = batchingByClient.get(redis);
+  if (!batching) {
+    batching = { inFlight: 0 };
+    batchingByClient.set(redis, batching);
+  }
+  return batching;
+}
+
 function runConsume(redis: Redis, keys: string[], args: string[]): Promise<ScriptResult> {
   return new Promise<ScriptResult>((resolve, reject) => {
-    let pending = pendingByClient.get(redis);
-    if (!pending) {
-      pending = [];
-      pendingByClient.set(redis, pending);
-      const batch = pending;
-      setImmediate(() => {
-        if (pendingByClient.get(redis) === batch) pendingByClient.delete(redis);
-        // Whatever goes wrong, no caller may be left waiting; settling a settled promise again does nothing.
-        flushConsumes(redis, batch).catch((error: unknown) => batch.forEach((call) => call.reject(error)));
-      });
+    const batching = batchingOf(redis);
+    let batch = batching.open;
+    if (!batch) {
+      const opened: PendingConsume[] = [];
+      batch = batching.open = opened;
+      setImmediate(() => turnEnded(redis, batching, opened));
     }
-    pending.push({ keys, args, resolve, reject });
-    // A full batch takes no more calls (it still leaves at the end of this turn); later calls start the next one.
-    if (pending.length >= MAX_QUOTA_BATCH) {
-      pendingByClient.delete(redis);
-    }
+    batch.push({ keys, args, resolve, reject });
+    // A full batch takes no more calls and leaves now, whatever is in flight; later calls start the next one.
+    if (batch.length >= MAX_QUOTA_BATCH) send(redis, batching, batch);
   });
+}
+
+function turnEnded(redis: Redis, batching: Batching, batch: PendingConsume[]) {
+  if (batching.open !== batch) return; // already sent (it filled up)
+  if (batching.inFlight === 0 || batching.held) return send(redis, batching, batch);
+  batching.held = { batch, timer: setTimeout(() => send(redis, batching, batch), HOLD_MS) };
+}
+
+function send(redis: Redis, batching: Batching, batch: PendingConsume[]) {
+  if (batching.open === batch) batching.open = undefined;
+  if (batching.held?.batch === batch) {
+    clearTimeout(batching.held.timer);
+    batching.held = undefined;
+  }
+  batching.inFlight += 1;
+  // Whatever goes wrong, no caller may be left waiting; settling a settled promise again does nothing.
+  flushConsumes(redis, batch)
+    .catch((error: unknown) => batch.forEach((call) => call.reject(error)))
+    .finally(() => {
+      batching.inFlight -= 1;
+      if (batching.held) send(redis, batching, batching.held.batch);
+    });
 }
 
 const isNoScript = (error: unknown) => /noscript/i.test(String(error instanceof Error ? error.message : error));
