@@ -12,9 +12,10 @@ import {
 } from "~/models/webhook-events.server";
 import { WEBHOOK_RETRIES } from "~/models/webhook-publish.server";
 import { verifyWebhookSignature } from "~/models/webhook-signature.server";
+import * as cronRoute from "~/routes/api.cron.update-usage";
 import * as route from "~/routes/api.webhooks.delivery-status";
 import { getDb } from "~/utils/db.server";
-import { WEBHOOK_STATUS_ROUTE_PATH } from "~/utils/endpoints";
+import { SYNC_ROUTE_PATH, WEBHOOK_STATUS_ROUTE_PATH } from "~/utils/endpoints";
 import { loadRawEnv } from "~/utils/env.server";
 import { createTestUser } from "./factories";
 import { signQstash } from "./helpers/qstash-sign";
@@ -68,12 +69,16 @@ const qstash = await startQstash({
 process.env.APP_URL = served.origin;
 process.env.QSTASH_URL = qstash.url;
 const receiver = await startReceiver();
+// The hourly sync's route, which verifies its signature against APP_URL's origin whatever host serves it.
+const cron = await serveRoute(cronRoute);
+const syncUrl = served.origin + SYNC_ROUTE_PATH;
 const db = getDb();
 
 afterAll(async () => {
   await receiver.close();
   await qstash.close();
   await served.close();
+  await cron.close();
 });
 
 beforeEach(() => {
@@ -157,6 +162,35 @@ describe("threshold events through QStash", () => {
     expect(december.status).toBe("queued");
     await qstash.idle();
     expect(receiver.received).toHaveLength(2);
+  });
+
+  it("is published again by the hourly sync's last step when QStash could not take it at the crossing", async () => {
+    const { userId } = await userWithWebhook();
+    const crossing = { userId, threshold: 80 as const, used: 80, limit: 100, period: "2026-11", at: AT };
+    const first = await publishThresholdEvent(crossing);
+    if (first.status !== "queued") throw new Error(`not queued: ${JSON.stringify(first)}`);
+    await qstash.idle();
+    receiver.received.length = 0;
+    // As if QStash had been down at the crossing: the row waits, unpublished, for the next sync.
+    await db.webhookDelivery.update({
+      where: { id: first.deliveryId },
+      data: { status: "failed_to_queue", messageId: null, createdAt: new Date(Date.now() - 120_000) },
+    });
+
+    vi.spyOn(console, "info").mockImplementation(() => {});
+    const body = "{}";
+    const signature = await signQstash({ key: raw.QSTASH_CURRENT_SIGNING_KEY!, url: syncUrl, body });
+    const response = await fetch(`${cron.origin}${SYNC_ROUTE_PATH}`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "Upstash-Signature": signature,
+        "Upstash-Message-Id": "msg_hourly",
+      },
+      body,
+    });
+    expect(response.status).toBe(200);
+    expect(await deliveryRow(first.deliveryId)).toMatchObject({ status: "queued", messageId: first.messageId });
   });
 
   it("records a failure once QStash's retries are spent, with the receiver's last status", async () => {

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
 import { noteUnpublishedContinuation, SyncRunNotFoundError } from "~/models/sync-runs.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
+import { appWebhookDeps, republishPendingThresholdEvents } from "~/models/webhook-events.server";
 import { getBulkDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
@@ -131,7 +132,23 @@ async function runDelivery(
       return unavailable(`The sync ${reason}; QStash will retry.`);
     }
   }
+  if (result.status === "succeeded" && !result.duplicate) await republishPendingAlerts(messageId);
   return Response.json(result);
+}
+
+/**
+ * A run's last step also publishes again the usage alerts that never reached QStash (it was down when the call
+ * crossed the threshold): the hourly sync is the one process sure to run with QStash at hand. Their deduplication
+ * ids make a second publish harmless. A failure here is logged and waits for the next hour; the sync itself is done.
+ */
+async function republishPendingAlerts(messageId: string | null) {
+  try {
+    const republished = await republishPendingThresholdEvents(appWebhookDeps());
+    if (republished.attempted > 0)
+      console.info(JSON.stringify({ event: "alerts.republished", messageId, ...republished }));
+  } catch (error) {
+    console.error(JSON.stringify({ event: "alerts.error", messageId, error: (error as Error).message.split("\n")[0] }));
+  }
 }
 
 export const loader = withSecurityHeaders(() => methodNotAllowed(["POST"]));
