@@ -3,6 +3,7 @@ import type { Db } from "~/utils/db.server";
 import {
   HOUR_MS,
   isPeriod,
+  keyUsageKey,
   parseQuotaKey,
   periodEnd,
   periodOf,
@@ -105,6 +106,8 @@ interface ChunkOutcome {
 interface Page {
   keys: string[];
   values: unknown[];
+  /** Each counter's per-key counts (the quota script's `keyusage:` hash of the same user and month), or null. */
+  keyCounts: unknown[];
   next: string;
 }
 
@@ -133,8 +136,28 @@ function toCount(value: unknown): number | null {
 async function readPage(redis: Redis, cursor: string, count: number, wanted: (key: string) => boolean): Promise<Page> {
   const [next, scanned] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
   const keys = scanned.filter(wanted);
-  const values = keys.length > 0 ? await redis.mget<unknown[]>(keys) : [];
-  return { next: String(next), keys, values };
+  if (keys.length === 0) return { next: String(next), keys, values: [], keyCounts: [] };
+  // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
+  // not under "quota:", so the SCAN never lists them), and a page costs the same two round trips as before.
+  const pipeline = redis.pipeline();
+  pipeline.mget(keys);
+  for (const key of keys) {
+    const parsed = parseQuotaKey(key);
+    if (parsed) pipeline.hgetall(keyUsageKey(parsed.userId, parsed.period));
+    else pipeline.exists(key);
+  }
+  const [values, ...keyCounts] = await pipeline.exec<unknown[]>();
+  return { next: String(next), keys, values: values as unknown[], keyCounts };
+}
+
+/** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
+function hashEntries(reply: unknown): [string, unknown][] {
+  if (Array.isArray(reply)) {
+    const entries: [string, unknown][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) entries.push([String(reply[i]), reply[i + 1]]);
+    return entries;
+  }
+  return reply && typeof reply === "object" ? Object.entries(reply) : [];
 }
 
 /**
@@ -241,6 +264,10 @@ async function syncChunk(
           continue;
         }
         batch.add(parsed.userId, parsed.period, hour, count);
+        for (const [keyId, value] of hashEntries(page.keyCounts[i])) {
+          const keyCount = toCount(value);
+          if (keyCount !== null) batch.addKey(keyId, parsed.userId, parsed.period, hour, keyCount);
+        }
         if (batch.size >= settings.batchSize && i < page.keys.length - 1) {
           // A page larger than a batch is written in parts. A part holds rows of this page only (the batch before
           // it was sent above), and neither moves the cursor nor counts until the page's last part commits: a
