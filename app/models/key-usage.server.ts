@@ -47,39 +47,51 @@ export async function syncedKeyCounts(db: Db, keyIds: string[], period: string):
 }
 
 /**
- * Every key of the user with its calls this month: active keys first, then revoked ones that made calls this month.
- * A key's count is the greater of its live count and its last synced one: they only grow within a month, so when
- * Redis lost the hash (a flush, a failover) the synced count is still a floor, and when Redis does not answer at all
- * the synced counts alone are shown (`source: "snapshot"`).
+ * Each key's calls this month: the greater of its live count and its last synced one. They only grow within a month,
+ * so when Redis lost the hash (a flush, a failover) the synced count is still a floor, and when Redis does not
+ * answer at all the synced counts alone are given (`source: "snapshot"`).
  */
-export async function listKeyUsage(
+export async function keyCallsThisMonth(
   deps: { redis: Redis; db: Db },
   userId: string,
+  keyIds: string[],
   now: Date = new Date(),
-): Promise<KeyUsageReport> {
+): Promise<{ counts: Map<string, number>; source: "live" | "snapshot" }> {
   const period = periodOf(now);
-  const keys = await listApiKeys(deps.db, userId);
   const [live, synced] = await Promise.all([
     liveKeyCounts(deps.redis, userId, period).catch((error: unknown) => {
       console.warn(`key usage: Redis did not answer, showing synced counts: ${(error as Error).message}`);
       return null;
     }),
-    syncedKeyCounts(
-      deps.db,
-      keys.map((key) => key.id),
-      period,
-    ),
+    syncedKeyCounts(deps.db, keyIds, period),
   ]);
+  const counts = new Map(keyIds.map((id) => [id, Math.max(live?.get(id) ?? 0, synced.get(id) ?? 0)]));
+  return { counts, source: live ? "live" : "snapshot" };
+}
+
+/** Every key of the user with its calls this month: active keys first, then revoked ones that made calls this month. */
+export async function listKeyUsage(
+  deps: { redis: Redis; db: Db },
+  userId: string,
+  now: Date = new Date(),
+): Promise<KeyUsageReport> {
+  const keys = await listApiKeys(deps.db, userId);
+  const { counts, source } = await keyCallsThisMonth(
+    deps,
+    userId,
+    keys.map((key) => key.id),
+    now,
+  );
   const withUsage = keys.map((key) => ({
     id: key.id,
     name: key.name,
     prefix: key.prefix,
     revokedAt: key.revokedAt,
-    used: Math.max(live?.get(key.id) ?? 0, synced.get(key.id) ?? 0),
+    used: counts.get(key.id) ?? 0,
   }));
   return {
-    period,
+    period: periodOf(now),
     keys: withUsage.filter((key) => key.revokedAt === null || key.used > 0),
-    source: live ? "live" : "snapshot",
+    source,
   };
 }
