@@ -2,6 +2,7 @@ import { Redis as IORedis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { clearHotCaches } from "~/api/hot-cache.server";
 import { consumeQuota, newConsumption, refundQuota } from "~/models/quota.server";
+import { getChartHistory } from "~/models/usage-history.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { setThresholdDelivery, type ThresholdCrossing } from "~/models/usage-thresholds.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
@@ -245,5 +246,34 @@ describe("GET /api/v1/usage", () => {
     const byId = new Map(body.keys.map((key: { id: string }) => [key.id, key]));
     expect(byId.get(keys[0].id)).toEqual({ id: keys[0].id, name: "app 1", prefix: expect.any(String), used: 3 });
     expect(byId.get(keys[1].id)).toMatchObject({ name: "app 2", used: 1 });
+  });
+});
+
+describe("chart data for one key, and the limit with the account's", () => {
+  it("reads a key's own snapshots, never another account's, and each account hour's limit", async () => {
+    const { userId, keys } = await customer(1, 300);
+    const other = await customer(1);
+    await raw.set(quotaKey(userId, "2026-11"), 20);
+    await raw.hset(keyUsageKey(userId, "2026-11"), { [keys[0].id]: 20 });
+    await syncUsageSnapshots({ redis: syncRedis(), db }, { now: new Date("2026-11-20T10:05:00Z") });
+    await db.user.update({ where: { id: userId }, data: { monthlyLimit: 600 } });
+    await raw.set(quotaKey(userId, "2026-11"), 25);
+    await raw.hset(keyUsageKey(userId, "2026-11"), { [keys[0].id]: 25 });
+    await syncUsageSnapshots({ redis: syncRedis(), db }, { now: new Date("2026-11-20T11:05:00Z") });
+    const now = new Date("2026-11-20T11:30:00Z");
+
+    const account = await getChartHistory(db, userId, "24h", "cumulative", now);
+    expect(account.points.map(({ used, limit }) => ({ used, limit }))).toEqual([
+      { used: 20, limit: 300 },
+      { used: 25, limit: 600 },
+    ]);
+    const key = await getChartHistory(db, userId, "24h", "hour", now, keys[0].id);
+    expect(key.points.map(({ used, limit }) => ({ used, limit }))).toEqual([
+      { used: 20, limit: null },
+      { used: 25, limit: null },
+    ]);
+    expect(key.bars?.buckets.map((bucket) => bucket.calls)).toEqual([20, 5]);
+    // Someone else's key id through this account: nothing.
+    expect((await getChartHistory(db, other.userId, "24h", "hour", now, keys[0].id)).points).toEqual([]);
   });
 });
