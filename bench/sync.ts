@@ -37,10 +37,15 @@ const { values: flags } = parseArgs({
     // Puts back the design before docs/decisions/0008 in the scratch database (the foreign key UsageSnapshot →
     // User and the (userId, period) index, instead of the triggers), to measure what they cost in the same run.
     "with-fk": { type: "boolean", default: false },
+    // API keys per user, each with calls this month in the user's per-key hash (`keyusage:`), so the sync also reads
+    // and writes per-key snapshots as a deployment whose customers use keys would. 0 (the default) keeps the figures
+    // comparable with runs before per-key usage.
+    "keys-per-user": { type: "string", default: "0" },
   },
 });
 const USERS = Number(flags.users);
 const SAMPLE = Math.min(Number(flags.sample), USERS);
+const KEYS_PER_USER = Number(flags["keys-per-user"]);
 const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 // Its own logical database: the test files use 1–14 by worker id, but only the first few in practice, and `npm
@@ -50,8 +55,12 @@ const REDIS_DB = 11;
 const SEED_CHUNK = 100_000;
 const SEED_COUNTERS = `
   local period = ARGV[3]
+  local keys = tonumber(ARGV[4])
   for n = tonumber(ARGV[1]), tonumber(ARGV[2]) do
     redis.call('SET', string.format('quota:cbench%019d:%s', n, period), (n * 7919) % 100000 + 1)
+    for k = 1, keys do
+      redis.call('HSET', string.format('keyusage:cbench%019d:%s', n, period), string.format('kbench%019d-%d', n, k), k)
+    end
   end
   return 0`;
 
@@ -78,6 +87,16 @@ async function seed(url: string, raw: IORedis, period: string) {
        FROM generate_series(1, $1::int) AS n`,
       [USERS],
     );
+    if (KEYS_PER_USER > 0) {
+      await client.query(
+        `INSERT INTO "ApiKey" (id, "userId", name, hash, prefix)
+         SELECT 'kbench' || lpad(n::text, 19, '0') || '-' || k, 'cbench' || lpad(n::text, 19, '0'), 'bench',
+                md5(n || '-' || k), 'sm_live_bench'
+         FROM generate_series(1, $1::int) AS n, generate_series(1, $2::int) AS k`,
+        [USERS, KEYS_PER_USER],
+      );
+      await client.query(`VACUUM (ANALYZE) "ApiKey"`);
+    }
     // A live database's User table has long been vacuumed: hint bits set, visibility map current. Without this the
     // timed run would pay for setting hint bits on every freshly loaded row, and autovacuum would wake up mid-run.
     await client.query(`VACUUM (ANALYZE) "User"`);
@@ -87,7 +106,7 @@ async function seed(url: string, raw: IORedis, period: string) {
   // Generated inside Redis: seeding from here made this process peak at 260 MB before the sync had started, and its
   // peak RSS is the sync's figure. The keys are checked against quotaKey below, so both stay the same format.
   for (let start = 1; start <= USERS; start += SEED_CHUNK) {
-    await raw.eval(SEED_COUNTERS, 0, start, Math.min(start + SEED_CHUNK - 1, USERS), period);
+    await raw.eval(SEED_COUNTERS, 0, start, Math.min(start + SEED_CHUNK - 1, USERS), period, KEYS_PER_USER);
   }
   const sample = await raw.get(quotaKey(userId(USERS), period));
   if (sample !== String(expectedCount(USERS))) throw new Error(`seeded counters are not as expected: ${sample}`);
@@ -239,6 +258,12 @@ async function main() {
       );
     }
     log(`verified: ${check.rows} snapshots, all with the Redis value`);
+    if (KEYS_PER_USER > 0) {
+      const [{ keyRows }] = await db.$queryRaw<{ keyRows: number }[]>`
+        SELECT count(*)::int AS "keyRows" FROM "KeyUsageSnapshot"`;
+      if (keyRows !== USERS * KEYS_PER_USER) throw new Error(`verification failed: ${keyRows} key snapshots`);
+      log(`verified: ${keyRows} key snapshots (${KEYS_PER_USER} per user)`);
+    }
 
     // The sync's peak, before the baseline's own client and garbage can add to it.
     const peakRssMb = maxRss();
@@ -266,6 +291,7 @@ async function main() {
       baselineSyncCommitUsersPerSec: Math.round(baselineSyncCommitUsersPerSec),
       speedupOverSyncCommit: round(usersPerSec / baselineSyncCommitUsersPerSec, 1),
       design: flags["with-fk"] ? "foreign key" : "triggers",
+      keysPerUser: KEYS_PER_USER,
       peakRssMb,
       heapLimitMb,
     };

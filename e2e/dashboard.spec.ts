@@ -4,8 +4,8 @@ import { Redis } from "@upstash/redis";
 import { refreshApiKeyCacheForUser } from "../app/models/api-keys.server";
 import { loadRawEnv } from "../app/utils/env.server";
 import { hourBucket } from "../app/utils/period";
-import { createTestApiKey } from "../tests/factories";
-import { expect, seedHourlyHistory, test, uniqueEmail } from "./fixtures";
+import { createTestApiKey, createTestSheet } from "../tests/factories";
+import { expect, seedHourlyHistory, seedKeyHourlyHistory, test, uniqueEmail } from "./fixtures";
 
 const CSV = ["sku,name,price", "A-1,Anvil,120", "B-2,Bucket,7.5", "C-3,Crate,19"].join("\n");
 const LIVE_TIMEOUT = 12_000;
@@ -310,4 +310,86 @@ test("small usage on a big limit reads clearly, switches to bars per day, and do
     .toBeLessThanOrEqual(0);
   const phone = await page.screenshot({ path: "test-results/dashboard-chart-phone.png", fullPage: true });
   await testInfo.attach("dashboard chart, phone", { body: phone, contentType: "image/png" });
+});
+
+test("calls by key: two keys' calls in a table, one key drawn on the chart, the limit in force as a step", async ({
+  loggedInPage: page,
+  user,
+  db,
+  request,
+}, testInfo) => {
+  // 6 calls synced over 3 hours, the first two hours on a 500-call plan, then 4 live calls: 3 with one key, 1 with
+  // the other.
+  await seedHourlyHistory(db, user.id, 3, 2);
+  const hours = await db.usageSnapshot.findMany({ where: { userId: user.id }, orderBy: { hour: "asc" } });
+  await db.usageSnapshot.updateMany({
+    where: { userId: user.id, hour: { lte: hours[1].hour } },
+    data: { limit: 500 },
+  });
+  const { sheetId } = await createTestSheet(db, user.id, { name: "stock", csv: CSV });
+  const web = await createTestApiKey(db, user.id, "Web shop");
+  const mobile = await createTestApiKey(db, user.id, "Mobile app");
+  await seedKeyHourlyHistory(db, user.id, web.summary.id, 3, 1);
+  for (const key of [web.key, web.key, web.key, mobile.key]) {
+    const response = await request.get(`/api/v1/sheets/${sheetId}`, { headers: { Authorization: `Bearer ${key}` } });
+    expect(response.status()).toBe(200);
+  }
+
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto("/dashboard");
+  const byKey = page.getByTestId("usage-by-key");
+  const row = (name: string) => byKey.locator("tbody tr").filter({ hasText: name });
+  await expect(byKey.locator("tbody tr")).toHaveCount(2);
+  await expect(row("Web shop").getByTestId("key-calls")).toHaveText("3");
+  await expect(row("Web shop").getByTestId("key-share")).toHaveText("75 %");
+  await expect(row("Mobile app").getByTestId("key-calls")).toHaveText("1");
+  await expect(row("Mobile app").getByTestId("key-share")).toHaveText("25 %");
+  await expect(row("Web shop")).toContainText(web.summary.prefix);
+
+  // All keys: the account's line, whose limit changed from 500 to 1,000 within the range.
+  const chart = page.getByTestId("usage-chart");
+  await expect(chart).toHaveAttribute("data-key", "all");
+  await expect(chart.getByTestId("limit-changed")).toBeVisible();
+  await chart.getByRole("button", { name: "Show limit" }).click();
+  await expect(chart.locator(".recharts-line-curve").first()).toBeVisible();
+
+  // One key, from the table's link: its own synced line (1, 2, 3) and its live count.
+  await row("Web shop").getByRole("link", { name: "Show Web shop on the chart" }).click();
+  await expect(page).toHaveURL(new RegExp(`[?&]key=${web.summary.id}`));
+  await expect(chart).toHaveAttribute("data-key", web.summary.id);
+  await expect(chart.getByRole("heading", { level: 2 })).toContainText("Web shop");
+  await expect(chart.locator(".recharts-surface")).toBeVisible();
+  await chart.getByText("Show the values as a table").click();
+  const values = chart.getByTestId("usage-table").locator("tbody tr");
+  await expect(values.first()).toContainText("1");
+  await expect(values.last()).toContainText("3");
+  const desktop = await page.screenshot({ path: "test-results/dashboard-by-key-desktop.png", fullPage: true });
+  await testInfo.attach("calls by key, one key on the chart, desktop", { body: desktop, contentType: "image/png" });
+
+  // The select goes to another key, then back to all keys.
+  await chart.getByLabel("Chart calls of").selectOption({ label: `Mobile app (${mobile.summary.prefix}…)` });
+  await expect(chart).toHaveAttribute("data-key", mobile.summary.id);
+  // Its calls are not synced yet: the line is its live count alone.
+  await expect(chart.getByTestId("chart-percent")).toBeVisible();
+  await chart.getByLabel("Chart calls of").selectOption({ label: "All keys" });
+  await expect(chart).toHaveAttribute("data-key", "all");
+
+  // A phone: the table fits without sideways scrolling.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await row("Web shop").getByRole("link", { name: "Show Web shop on the chart" }).click();
+  await expect(chart).toHaveAttribute("data-key", web.summary.id);
+  await expect
+    .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth))
+    .toBeLessThanOrEqual(0);
+  const phone = await page.screenshot({ path: "test-results/dashboard-by-key-phone.png", fullPage: true });
+  await testInfo.attach("calls by key, one key on the chart, phone", { body: phone, contentType: "image/png" });
+
+  // The keys page shows each key's calls this month.
+  await page.goto("/keys");
+  await expect(
+    page.getByRole("listitem").filter({ hasText: "Web shop" }).getByTestId("key-calls-this-month"),
+  ).toHaveText("3 calls this month");
+  await expect(
+    page.getByRole("listitem").filter({ hasText: "Mobile app" }).getByTestId("key-calls-this-month"),
+  ).toHaveText("1 call this month");
 });

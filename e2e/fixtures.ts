@@ -74,4 +74,21 @@ export async function seedHourlyHistory(db: Db, userId: string, hours: number, p
   });
 }
 
+/** The same hourly history for one of the user's keys (KeyUsageSnapshot), so the chart can be drawn for that key. */
+export async function seedKeyHourlyHistory(
+  db: Db,
+  userId: string,
+  keyId: string,
+  hours: number,
+  perHour: number,
+): Promise<void> {
+  const now = hourBucket(new Date());
+  await db.keyUsageSnapshot.createMany({
+    data: Array.from({ length: hours }, (_, i) => {
+      const hour = new Date(now.getTime() - (hours - 1 - i) * HOUR_MS);
+      return { keyId, userId, period: periodOf(hour), hour, used: (i + 1) * perHour };
+    }),
+  });
+}
+
 export { expect };

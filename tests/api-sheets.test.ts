@@ -260,7 +260,15 @@ describe("GET /api/v1/usage", () => {
     expect(first.status).toBe(200);
     const body = await second.json();
     const period = periodOf(new Date());
-    expect(body).toEqual({ used: 7, limit: 20, remaining: 13, period, resetsAt: expect.any(String) });
+    expect(body).toEqual({
+      used: 7,
+      limit: 20,
+      remaining: 13,
+      period,
+      resetsAt: expect.any(String),
+      // The counter was set directly, not through calls with the key: nothing counted against it.
+      keys: [{ id: expect.any(String), name: "usage", prefix: expect.any(String), used: 0 }],
+    });
     expect(new Date(body.resetsAt).getTime()).toBeGreaterThan(Date.now());
     expect(second.headers.get("RateLimit-Remaining")).toBe("13");
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { buildBarData, buildChartData, xTicks, yScale, yTicks } from "~/components/dashboard/chart-data";
+import {
+  buildBarData,
+  buildChartData,
+  highestLimit,
+  limitChanges,
+  xTicks,
+  yScale,
+  yTicks,
+} from "~/components/dashboard/chart-data";
 import { formatDuration, formatRelative } from "~/utils/format";
 import type { LiveUsage } from "~/components/dashboard/types";
 
@@ -16,8 +24,8 @@ describe("chart data", () => {
   it("joins the last synced point to the live value with a pending segment", () => {
     const data = buildChartData(
       [
-        { hour: "2026-11-29T07:00:00.000Z", used: 10, period: "2026-11" },
-        { hour: "2026-11-29T08:00:00.000Z", used: 14, period: "2026-11" },
+        { hour: "2026-11-29T07:00:00.000Z", used: 10, period: "2026-11", limit: null },
+        { hour: "2026-11-29T08:00:00.000Z", used: 14, period: "2026-11", limit: null },
       ],
       live(21, "2026-11-29T08:40:00.000Z"),
     );
@@ -30,7 +38,7 @@ describe("chart data", () => {
 
   it("does not draw a slope across a month change, and shows a lone live point without history", () => {
     const acrossMonths = buildChartData(
-      [{ hour: "2026-11-30T23:00:00.000Z", used: 900, period: "2026-11" }],
+      [{ hour: "2026-11-30T23:00:00.000Z", used: 900, period: "2026-11", limit: null }],
       live(3, "2026-12-01T00:10:00.000Z"),
     );
     expect(acrossMonths[0].pending).toBeUndefined();
@@ -39,6 +47,27 @@ describe("chart data", () => {
       { t: Date.parse("2026-11-29T08:40:00Z"), pending: 7, live: true },
     ]);
     expect(buildChartData([], null)).toEqual([]);
+  });
+
+  it("carries the limit in force at each hour, falling back to the current one, as a step series", () => {
+    const data = buildChartData(
+      [
+        { hour: "2026-11-29T06:00:00.000Z", used: 5, period: "2026-11", limit: null },
+        { hour: "2026-11-29T07:00:00.000Z", used: 10, period: "2026-11", limit: 500 },
+        { hour: "2026-11-29T08:00:00.000Z", used: 14, period: "2026-11", limit: 2000 },
+      ],
+      live(21, "2026-11-29T08:40:00.000Z"),
+      2000,
+    );
+    expect(data.map((d) => d.limit)).toEqual([2000, 500, 2000, 2000]);
+    expect(limitChanges(data)).toBe(true);
+    expect(highestLimit(data, 1000)).toBe(2000);
+    const steady = buildChartData(
+      [{ hour: "2026-11-29T06:00:00.000Z", used: 5, period: "2026-11", limit: 300 }],
+      null,
+      300,
+    );
+    expect(limitChanges(steady)).toBe(false);
   });
 
   it("puts the limit under a round ceiling with round ticks", () => {
@@ -57,8 +86,8 @@ describe("chart data", () => {
   it("fits the y axis to usage far below the limit, and puts the limit on the scale when asked or when near", () => {
     const small = buildChartData(
       [
-        { hour: "2026-11-29T07:00:00.000Z", used: 4, period: "2026-11" },
-        { hour: "2026-11-29T08:00:00.000Z", used: 6, period: "2026-11" },
+        { hour: "2026-11-29T07:00:00.000Z", used: 4, period: "2026-11", limit: null },
+        { hour: "2026-11-29T08:00:00.000Z", used: 6, period: "2026-11", limit: null },
       ],
       null,
     );

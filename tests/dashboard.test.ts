@@ -126,7 +126,12 @@ describe("dashboard loader", () => {
       hour: snapshots.at(-1)!.hour.toISOString(),
       used: lastUsed,
       period: snapshots.at(-1)!.period,
+      // Seeded without one, as rows written before the limit was kept: the chart falls back to the current limit.
+      limit: null,
     });
+    // No keys yet: the breakdown is there, empty; the chart is the account's.
+    expect(data.keyId).toBeNull();
+    expect(data.byKey).toEqual({ ok: true, data: { source: "live", keys: [] } });
 
     expect(data.lastSync).toEqual({ ok: true, data: expect.objectContaining({ status: "succeeded" }) });
     expect(data.sheets).toEqual({

@@ -202,12 +202,18 @@ describe("syncUsageSnapshots: idempotent under redelivery and reruns", () => {
     await fx.setCounts("2026-11", { [alice]: 500, [bob]: 9 });
     await fx.setCounts("2026-12", { [alice]: 3 });
     const read: string[] = [];
+    // The sync reads a page's counters (beside their per-key hashes) with scripts in one pipeline.
     const recording = new Proxy(redis(), {
       get(target, property, receiver) {
-        if (property !== "mget") return Reflect.get(target, property, receiver);
-        return (keys: string[]) => {
-          read.push(...keys);
-          return target.mget(keys);
+        if (property !== "pipeline") return Reflect.get(target, property, receiver);
+        return () => {
+          const pipeline = target.pipeline();
+          const evaluate = pipeline.eval.bind(pipeline);
+          pipeline.eval = ((script: string, keys: string[], args: unknown[]) => {
+            read.push(...keys.filter((key) => key.startsWith("quota:")));
+            return evaluate(script, keys, args);
+          }) as typeof pipeline.eval;
+          return pipeline;
         };
       },
     });

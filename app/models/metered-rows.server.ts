@@ -7,6 +7,7 @@ import { type ApiKeyOwner, noteApiKeyUsed } from "./api-keys.server";
 import { ownerVersionKey } from "./owner-version.server";
 import { consumeQuotaIfCurrent, newConsumption, type QuotaState, refundQuota } from "./quota.server";
 import { viaQuotaStore } from "./quota-store.server";
+import { notifyThresholdsCrossed } from "./usage-thresholds.server";
 
 /**
  * One metered call of the key owner's quota around a piece of work (reading a page). A call consumes one unit only
@@ -89,6 +90,13 @@ export async function meterCall<T>(
     throw error;
   });
   if ("stale" in quota) return { outcome: "stale", version: quota.version };
+  if (quota.crossed.length > 0) {
+    // Fire and forget: the caller's answer does not wait for the event, and a failure to deliver is only logged.
+    notifyThresholdsCrossed(
+      { userId: owner.userId, used: quota.used, limit: quota.limit, period: quota.period, at: now },
+      quota.crossed,
+    );
+  }
   if (!quota.allowed) {
     noteRefused(owner.userId);
     return { outcome: "refused", quota };

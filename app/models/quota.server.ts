@@ -1,7 +1,15 @@
 import { createHash, randomUUID } from "node:crypto";
 import { errors, type Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
-import { periodEnd, periodOf, periodStart, quotaKey, secondsUntilReset } from "~/utils/period";
+import {
+  keyUsageKey,
+  periodEnd,
+  periodOf,
+  periodStart,
+  quotaKey,
+  secondsUntilReset,
+  thresholdMarkKey,
+} from "~/utils/period";
 
 /**
  * The monthly quota. The live count is `quota:{userId}:{YYYY-MM}` in Redis; the hourly sync copies it into
@@ -11,7 +19,12 @@ import { periodEnd, periodOf, periodStart, quotaKey, secondsUntilReset } from "~
 export interface QuotaOwner {
   userId: string;
   monthlyLimit: number;
+  /** The API key the call is made with: a counted call also counts against it. Absent, only the account counts. */
+  keyId?: string;
 }
+
+/** The usage thresholds the quota script reports, in percent of the month's limit. */
+export type UsageThreshold = 80 | 100;
 
 export interface QuotaState {
   used: number;
@@ -42,24 +55,38 @@ const WITHDRAWN = -2;
 const STALE = -3;
 
 /**
- * KEYS[1] the counter, KEYS[2] the consumption's record, optionally KEYS[3] the owner's cache version
+ * KEYS[1] the counter, KEYS[2] the consumption's record, KEYS[3] the month's per-key counts (a hash, field = key
+ * id), KEYS[4] and KEYS[5] the month's 80 % and 100 % marks, optionally KEYS[6] the owner's cache version
  * (owner-version.server.ts); ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value
  * to seed a missing counter with, or "" to only report that it is missing; ARGV[4] the deadline (unix ms); ARGV[5]
- * how long the record lives (ms); ARGV[6] the version the caller's cached data was read under ("" = missing).
- * Returns { status, used, limit } with status 1 = counted, 0 = over the limit (not counted), -1 = counter missing,
- * -2 = withdrawn, or { -3, 0, limit, version } = stale: the caller's key, limit or sheet may have changed since it
- * cached them, so nothing is counted and the caller reloads and sends the same consumption again. The version is
- * checked after the record, so a resend of a consumption that already counted gets its first answer. Seeding happens in the script, after the caller read the snapshot, so two calls that both found
+ * how long the record lives (ms); ARGV[6] the version the caller's cached data was read under ("" = missing);
+ * ARGV[7] the id of the API key the call was made with ("" = none, nothing counted per key).
+ * Returns { status, used, limit, "", crossed, keyId } with status 1 = counted, 0 = over the limit (not counted),
+ * -1 = counter missing, -2 = withdrawn, or { -3, 0, limit, version } = stale: the caller's key, limit or sheet may
+ * have changed since it cached them, so nothing is counted and the caller reloads and sends the same consumption
+ * again. The version is checked after the record, so a resend of a consumption that already counted gets its first
+ * answer. Seeding happens in the script, after the caller read the snapshot, so two calls that both found
  * the counter missing cannot both seed it: the second sees the first one's value and ignores its own seed.
  * "Missing" and "withdrawn" are not recorded: the caller runs the same consumption again with a seed, and a late
  * copy is past the same deadline.
+ *
+ * Per key: a counted call also adds one to its key's field of KEYS[3], in the same run, so the keys' counts add up
+ * to the counter (less the calls made without a key). The hash expires with the counter. Its name does not start
+ * with "quota:", so the sync's SCAN of counters never meets it; the sync reads it beside each counter it reads.
+ *
+ * Thresholds: `crossed` is a bit set, 1 = this call brought the month to 80 % of the limit (ceil(0.8 · limit)),
+ * 2 = to 100 %. Each is claimed with SET NX on its mark, which expires with the counter, so of any number of
+ * concurrent calls exactly one reports it, once a month. A refused call claims them too: a limit lowered under
+ * the month's usage is "reached" without any call counting. The marks hold the limit they fired at; a raised limit
+ * does not fire a threshold again in the same month (one event per threshold per month), but a threshold not yet
+ * reached follows the limit in force. The record keeps the key's id, so a refund gives that key's unit back.
  */
 const CONSUME_SCRIPT = `
 local recorded = redis.call('GET', KEYS[2])
 if recorded then return cjson.decode(recorded) end
 local limit = tonumber(ARGV[1])
-if KEYS[3] then
-  local version = redis.call('GET', KEYS[3]) or ''
+if KEYS[6] then
+  local version = redis.call('GET', KEYS[6]) or ''
   if version ~= ARGV[6] then return {-3, 0, limit, version} end
 end
 local now = redis.call('TIME')
@@ -72,17 +99,32 @@ if not used then
   used = ARGV[3]
 end
 used = tonumber(used)
-local answer
-if used >= limit then answer = {0, used, limit} else answer = {1, redis.call('INCR', KEYS[1]), limit} end
+local status = 0
+if used < limit then
+  status = 1
+  used = redis.call('INCR', KEYS[1])
+  if ARGV[7] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[7], 1) == 1 then redis.call('EXPIREAT', KEYS[3], ARGV[2]) end
+end
+local crossed = 0
+if limit > 0 then
+  if used >= math.floor((4 * limit + 4) / 5) and redis.call('SET', KEYS[4], limit, 'NX', 'EXAT', ARGV[2]) then
+    crossed = crossed + 1
+  end
+  if used >= limit and redis.call('SET', KEYS[5], limit, 'NX', 'EXAT', ARGV[2]) then crossed = crossed + 2 end
+end
+local answer = {status, used, limit, '', crossed, ARGV[7]}
 redis.call('SET', KEYS[2], cjson.encode(answer), 'PX', ARGV[5])
 return answer
 `;
 
 /**
- * KEYS[1] the counter, KEYS[2] the consumption's record; ARGV[1] how long a new record lives (ms).
+ * KEYS[1] the counter, KEYS[2] the consumption's record, KEYS[3] the month's per-key counts; ARGV[1] how long a new
+ * record lives (ms).
  * Gives back the unit of a consumption that was counted and not yet refunded, and only that, so a resent refund
- * cannot give back two. A consumption not seen yet is withdrawn before it arrives: if a copy of it is still on
- * its way, it will not count. Never creates a counter (a DECR on a missing key would start the month at -1).
+ * cannot give back two; the key it was counted against (kept in the record) gets its unit back too. A consumption
+ * not seen yet is withdrawn before it arrives: if a copy of it is still on its way, it will not count. Never
+ * creates a counter (a DECR on a missing key would start the month at -1), nor a per-key count. A threshold mark
+ * stays: the month reached it, and a refunded call does not make it fire twice.
  */
 const REFUND_SCRIPT = `
 local recorded = redis.call('GET', KEYS[2])
@@ -95,6 +137,10 @@ if answer[1] ~= 1 then return 0 end
 answer[1] = -2
 redis.call('SET', KEYS[2], cjson.encode(answer), 'KEEPTTL')
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+local keyId = answer[6]
+if keyId and keyId ~= '' and redis.call('HEXISTS', KEYS[3], keyId) == 1 then
+  redis.call('HINCRBY', KEYS[3], keyId, -1)
+end
 return 1
 `;
 
@@ -119,7 +165,7 @@ export function newConsumption(timeoutMs: number = DEFAULT_CONSUMPTION_TIMEOUT_M
   return { id: randomUUID(), timeoutMs };
 }
 
-type ScriptResult = [status: number, used: number, limit: number, version?: string];
+type ScriptResult = [status: number, used: number, limit: number, version?: string, crossed?: number, keyId?: string];
 type QuotaScripts = { consume: ReturnType<Redis["createScript"]>; refund: ReturnType<Redis["createScript"]> };
 
 // Script objects cache their SHA-1; `exec` sends EVALSHA and falls back to EVAL (which loads the script) only
@@ -268,6 +314,13 @@ async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<voi
   }
 }
 
+function thresholdsIn(crossed: number): UsageThreshold[] {
+  const thresholds: UsageThreshold[] = [];
+  if (crossed & 1) thresholds.push(80);
+  if (crossed & 2) thresholds.push(100);
+  return thresholds;
+}
+
 function expiresAtSeconds(period: string): string {
   return String(Math.floor(periodEnd(period).getTime() / 1000) + COUNTER_GRACE_SECONDS);
 }
@@ -307,14 +360,20 @@ export async function consumeQuota(
   owner: QuotaOwner,
   now: Date = new Date(),
   consumption: Consumption = newConsumption(),
-): Promise<QuotaState & { allowed: boolean }> {
+): Promise<QuotaOutcome> {
   const outcome = await runConsumption(redis, db, owner, undefined, now, consumption);
   if ("stale" in outcome) throw new Error("unreachable: no version was checked");
   return outcome;
 }
 
+/**
+ * What a consumption comes to. `crossed` names the thresholds this very consumption was the one to reach (usually
+ * none); the quota script hands each out once a month, so the caller that gets one is the one to report it.
+ */
+export type QuotaOutcome = QuotaState & { allowed: boolean; crossed: UsageThreshold[] };
+
 /** What a consumption checked against the owner's cache version comes to. */
-export type VersionedQuotaOutcome = (QuotaState & { allowed: boolean }) | { stale: true; version: string };
+export type VersionedQuotaOutcome = QuotaOutcome | { stale: true; version: string };
 
 /**
  * `consumeQuota`, counted only if the owner's cache version in Redis is still `expected.version` (read in the same
@@ -341,7 +400,13 @@ async function runConsumption(
   consumption: Consumption,
 ): Promise<VersionedQuotaOutcome> {
   const period = periodOf(now);
-  const keys = [quotaKey(owner.userId, period), consumptionKey(consumption.id)];
+  const keys = [
+    quotaKey(owner.userId, period),
+    consumptionKey(consumption.id),
+    keyUsageKey(owner.userId, period),
+    thresholdMarkKey(owner.userId, period, 80),
+    thresholdMarkKey(owner.userId, period, 100),
+  ];
   if (expected) keys.push(expected.key);
   // The deadline starts when the script is queued, no later than the transport starts its own clock for the
   // request, so Redis stops counting no later than the caller stops waiting.
@@ -352,16 +417,21 @@ async function runConsumption(
     String(Date.now() + consumption.timeoutMs),
     String(CONSUMPTION_RECORD_MS),
     expected?.version ?? "",
+    owner.keyId ?? "",
   ];
 
-  let [status, used, limit, version] = await runConsume(redis, keys, argsWith(""));
+  let [status, used, limit, version, crossed] = await runConsume(redis, keys, argsWith(""));
   if (status === MISSING) {
     const seed = await latestSnapshotUsed(db, owner.userId, period);
-    [status, used, limit, version] = await runConsume(redis, keys, argsWith(String(seed)));
+    [status, used, limit, version, crossed] = await runConsume(redis, keys, argsWith(String(seed)));
   }
   if (status === STALE) return { stale: true, version: version === undefined ? "" : String(version) };
   if (status === WITHDRAWN) throw new QuotaConsumptionWithdrawnError();
-  return { allowed: status === COUNTED, ...stateOf(used, limit, period, now) };
+  return {
+    allowed: status === COUNTED,
+    crossed: thresholdsIn(Number(crossed ?? 0)),
+    ...stateOf(used, limit, period, now),
+  };
 }
 
 /**
@@ -372,7 +442,7 @@ async function runConsumption(
  */
 export async function refundQuota(redis: Redis, userId: string, period: string, consumptionId: string): Promise<void> {
   await scriptsFor(redis).refund.exec(
-    [quotaKey(userId, period), consumptionKey(consumptionId)],
+    [quotaKey(userId, period), consumptionKey(consumptionId), keyUsageKey(userId, period)],
     [String(CONSUMPTION_RECORD_MS)],
   );
 }

@@ -90,21 +90,42 @@ export function bucketSnapshots(
   return buckets;
 }
 
-/** The customer's usage per bucket over `range`; a bucket appears when a snapshot was written in it. */
-export async function getUsageBuckets(db: Db, userId: string, range: HistoryRange): Promise<UsageBucket[]> {
+/**
+ * The customer's usage per bucket over `range` (or, given `keyId`, that key's); a bucket appears when a snapshot was
+ * written in it.
+ */
+export async function getUsageBuckets(
+  db: Db,
+  userId: string,
+  range: HistoryRange,
+  keyId: string | null = null,
+): Promise<UsageBucket[]> {
   const firstPeriod = periodOf(range.from);
-  // Both served by indexes: the (userId, hour) primary key for the range, (userId, period) for the month so far.
-  const [rows, before] = await Promise.all([
-    db.usageSnapshot.findMany({
-      where: { userId, hour: { gte: range.from, lt: range.to } },
-      select: { hour: true, used: true, period: true },
-      orderBy: { hour: "asc" },
-    }),
-    db.usageSnapshot.aggregate({
-      where: { userId, period: firstPeriod, hour: { lt: range.from } },
-      _max: { used: true },
-    }),
-  ]);
+  const select = { hour: true, used: true, period: true } as const;
+  // Both served by the (userId, hour) or (keyId, hour) primary key: the range, and the month before it.
+  const [rows, before] = keyId
+    ? await Promise.all([
+        db.keyUsageSnapshot.findMany({
+          where: { keyId, userId, hour: { gte: range.from, lt: range.to } },
+          select,
+          orderBy: { hour: "asc" },
+        }),
+        db.keyUsageSnapshot.aggregate({
+          where: { keyId, userId, period: firstPeriod, hour: { lt: range.from, gte: periodStart(firstPeriod) } },
+          _max: { used: true },
+        }),
+      ])
+    : await Promise.all([
+        db.usageSnapshot.findMany({
+          where: { userId, hour: { gte: range.from, lt: range.to } },
+          select,
+          orderBy: { hour: "asc" },
+        }),
+        db.usageSnapshot.aggregate({
+          where: { userId, period: firstPeriod, hour: { lt: range.from, gte: periodStart(firstPeriod) } },
+          _max: { used: true },
+        }),
+      ]);
   const highestBefore = before._max.used;
   return bucketSnapshots(
     rows,

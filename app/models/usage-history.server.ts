@@ -41,6 +41,8 @@ export interface UsagePoint {
   /** Calls used in `period` up to the end of `hour` (a running total that restarts each month). */
   used: number;
   period: string;
+  /** The monthly limit in force when the sync wrote the hour; null when not recorded (older rows, or a key's line). */
+  limit?: number | null;
 }
 
 /**
@@ -87,19 +89,32 @@ export interface UsageHistory {
   hasAnyHistory: boolean;
 }
 
+/**
+ * The customer's cumulative usage over `range`: the account's (with the limit in force at each hour), or, given
+ * `keyId`, one of their keys' (never another customer's: the key's snapshots are read by key and user together).
+ */
 export async function getUsageHistory(
   db: Db,
   userId: string,
   range: UsageRange,
   now: Date = new Date(),
+  keyId: string | null = null,
 ): Promise<UsageHistory> {
   const from = rangeStart(range, now);
-  // Served by the (userId, hour) primary key: 720 rows at most for 30 days, read in one index range scan.
-  const rows = await db.usageSnapshot.findMany({
-    where: { userId, hour: { gte: from, lte: now } },
-    select: { hour: true, used: true, period: true },
-    orderBy: { hour: "asc" },
-  });
+  // Served by the (userId, hour) or (keyId, hour) primary key: 720 rows at most for 30 days, in one index range scan.
+  const rows: UsagePoint[] = keyId
+    ? (
+        await db.keyUsageSnapshot.findMany({
+          where: { keyId, userId, hour: { gte: from, lte: now } },
+          select: { hour: true, used: true, period: true },
+          orderBy: { hour: "asc" },
+        })
+      ).map((row) => ({ ...row, limit: null }))
+    : await db.usageSnapshot.findMany({
+        where: { userId, hour: { gte: from, lte: now } },
+        select: { hour: true, used: true, period: true, limit: true },
+        orderBy: { hour: "asc" },
+      });
   const hasAnyHistory =
     rows.length > 0 || (await db.usageSnapshot.findFirst({ where: { userId }, select: { hour: true } })) !== null;
   return { range, from, points: downsampleCumulative(rows, MAX_CHART_POINTS), snapshots: rows.length, hasAnyHistory };
@@ -112,7 +127,8 @@ export interface ChartHistory extends UsageHistory {
 
 /**
  * What the chart needs for a view: the cumulative points always (they also say whether the customer has any
- * history), and the calls per bucket for a bar view. The two reads run side by side.
+ * history), and the calls per bucket for a bar view. The two reads run side by side. With `keyId`, both are that
+ * key's calls.
  */
 export async function getChartHistory(
   db: Db,
@@ -120,11 +136,12 @@ export async function getChartHistory(
   range: UsageRange,
   view: UsageView,
   now: Date = new Date(),
+  keyId: string | null = null,
 ): Promise<ChartHistory> {
   const barsRange = view === "cumulative" ? null : dashboardHistoryRange(range, USAGE_VIEWS[view].granularity, now);
   const [history, buckets] = await Promise.all([
-    getUsageHistory(db, userId, range, now),
-    barsRange ? getUsageBuckets(db, userId, barsRange) : null,
+    getUsageHistory(db, userId, range, now, keyId),
+    barsRange ? getUsageBuckets(db, userId, barsRange, keyId) : null,
   ]);
   return { ...history, bars: barsRange && buckets ? { range: barsRange, buckets } : null };
 }

@@ -14,12 +14,25 @@ export function isWritableUserId(userId: string): boolean {
   return !userId.includes(SEPARATOR);
 }
 
+/** The per-key rows of a batch, as the column arrays `unnest` takes. */
+export interface KeyRows {
+  keyIds: string[];
+  userIds: string[];
+  periods: string[];
+  hours: string[];
+  used: number[];
+}
+
+const emptyKeyRows = (): KeyRows => ({ keyIds: [], userIds: [], periods: [], hours: [], used: [] });
+
 /** The rows of one INSERT, as the column arrays `unnest` takes. */
 export class SnapshotBatch {
   userIds: string[] = [];
   periods: string[] = [];
   hours: string[] = [];
   used: number[] = [];
+  /** Per-key rows, riding along with their users' rows (a user has a handful of keys; they are not counted in size). */
+  keys: KeyRows = emptyKeyRows();
   skipped = 0;
   /**
    * Where the run may resume once this batch and every earlier one committed: the end of the last page whose rows
@@ -38,6 +51,16 @@ export class SnapshotBatch {
     this.periods.push(period);
     this.hours.push(hour);
     this.used.push(used);
+  }
+
+  /** A key's count for the same hour as its user's row; a key id holding the separator cannot be sent and is dropped. */
+  addKey(keyId: string, userId: string, period: string, hour: string, used: number) {
+    if (keyId.includes(SEPARATOR)) return;
+    this.keys.keyIds.push(keyId);
+    this.keys.userIds.push(userId);
+    this.keys.periods.push(period);
+    this.keys.hours.push(hour);
+    this.keys.used.push(used);
   }
 
   /**
@@ -74,8 +97,32 @@ export class SnapshotBatch {
       }
       sorted.add(userIds[i], this.periods[i], hours[i], this.used[i]);
     }
+    sorted.keys = keyRowsInOrder(this.keys);
     return sorted;
   }
+}
+
+/** Per-key rows in (key, hour) order, each once with its greatest count: the same reasons as the users' rows. */
+function keyRowsInOrder(rows: KeyRows): KeyRows {
+  const { keyIds, hours } = rows;
+  const order = keyIds.map((_, i) => i);
+  order.sort((a, b) =>
+    keyIds[a] !== keyIds[b] ? (keyIds[a] < keyIds[b] ? -1 : 1) : hours[a] < hours[b] ? -1 : hours[a] > hours[b] ? 1 : 0,
+  );
+  const sorted = emptyKeyRows();
+  for (const i of order) {
+    const last = sorted.keyIds.length - 1;
+    if (last >= 0 && sorted.keyIds[last] === keyIds[i] && sorted.hours[last] === hours[i]) {
+      sorted.used[last] = Math.max(sorted.used[last], rows.used[i]);
+      continue;
+    }
+    sorted.keyIds.push(keyIds[i]);
+    sorted.userIds.push(rows.userIds[i]);
+    sorted.periods.push(rows.periods[i]);
+    sorted.hours.push(hours[i]);
+    sorted.used.push(rows.used[i]);
+  }
+  return sorted;
 }
 
 /** `timestamp(3)` text in UTC, the way Prisma stores DateTime in a column without a time zone. */
@@ -84,7 +131,8 @@ export function snapshotHourText(date: Date): string {
 }
 
 /**
- * One statement per batch: `upsert_usage_snapshots` (migration 20261202010000_snapshot_user_triggers) takes the share
+ * One statement per batch: `upsert_usage_snapshots` (migrations 20261202010000_snapshot_user_triggers and
+ * 20261202020000_key_usage) writes the users' rows, with the limit in force, and their keys' rows; it takes the share
  * lock, then runs the INSERT … JOIN "User" … ON CONFLICT … GREATEST. The JOIN drops counters of users deleted since
  * (their keys linger until they expire); the function returns what was written, so the difference is what was
  * skipped.
@@ -107,12 +155,18 @@ export function snapshotHourText(date: Date): string {
  */
 export async function upsertSnapshotBatch(db: Db, batch: SnapshotBatch): Promise<number> {
   if (batch.size === 0) return 0;
+  const { keys } = batch;
   const [{ written }] = await db.$queryRaw<{ written: number }[]>`
     SELECT upsert_usage_snapshots(
         ${batch.userIds.join(SEPARATOR)}::text,
         ${batch.periods.join(SEPARATOR)}::text,
         ${batch.hours.join(SEPARATOR)}::text,
-        ${batch.used.join(SEPARATOR)}::text
+        ${batch.used.join(SEPARATOR)}::text,
+        ${keys.keyIds.join(SEPARATOR)}::text,
+        ${keys.userIds.join(SEPARATOR)}::text,
+        ${keys.periods.join(SEPARATOR)}::text,
+        ${keys.hours.join(SEPARATOR)}::text,
+        ${keys.used.join(SEPARATOR)}::text
       ) AS written
     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
   return written;

@@ -14,6 +14,8 @@ import { SheetSummary } from "~/components/dashboard/sheet-summary";
 import type { Part } from "~/components/dashboard/types";
 import { UsageChart } from "~/components/dashboard/usage-chart";
 import { useLiveUsage } from "~/components/dashboard/use-live-usage";
+import { KeyUsageTable } from "~/components/dashboard/key-usage-table";
+import { listKeyUsage } from "~/models/key-usage.server";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { listNewestSheets } from "~/models/sheets.server";
@@ -54,9 +56,16 @@ function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value
 const DASHBOARD_SHEETS = 6;
 
 /** The parts read from Postgres; settles, never rejects, so it can start before access is decided. */
-function loadPersistedParts(db: Db, userId: string, range: UsageRange, view: UsageView, now: Date) {
+function loadPersistedParts(
+  db: Db,
+  userId: string,
+  range: UsageRange,
+  view: UsageView,
+  now: Date,
+  keyId: string | null,
+) {
   return Promise.allSettled([
-    withTimeout(() => getChartHistory(db, userId, range, view, now), "usage history"),
+    withTimeout(() => getChartHistory(db, userId, range, view, now, keyId), "usage history"),
     withTimeout(() => getLastSyncRun(db), "last sync"),
     withTimeout(() => listNewestSheets(db, userId, DASHBOARD_SHEETS), "sheet summary"),
   ]);
@@ -66,6 +75,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const params = new URL(request.url).searchParams;
   const range = parseRange(params.get("range"));
   const view = parseView(params.get("view"));
+  // The chart's key: its snapshots are read by key and user together, so another customer's key id shows nothing.
+  const keyId = parseKeyId(params.get("key"));
   const now = new Date();
   const db = getDb();
 
@@ -73,7 +84,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
   // one round trip less on every load. requireUser still decides who gets the page, and reports a failed lookup
   // (it sees the same per-request result), so a failure here only skips the head start.
   const sessionUserId = await getUserId(request).catch(() => undefined);
-  const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, view, now) : undefined;
+  const persisted = sessionUserId ? loadPersistedParts(db, sessionUserId, range, view, now, keyId) : undefined;
   const user = await requireUser(request).catch((error: unknown) => {
     if (error instanceof Response) throw error;
     // Without Postgres there is no account to show (not even the limit); say so instead of a bare 500.
@@ -85,9 +96,13 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };
 
   // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
-  const [[usage], [history, lastSync, sheets]] = await Promise.all([
-    Promise.allSettled([withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage")]),
-    persisted ?? loadPersistedParts(db, user.id, range, view, now),
+  const [[usage, byKey], [history, lastSync, sheets]] = await Promise.all([
+    Promise.allSettled([
+      withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage"),
+      // Live from Redis; the last sync's counts when Redis does not answer (listKeyUsage falls back by itself).
+      withTimeout(() => listKeyUsage({ redis: getRedis(), db }, user.id, now), "usage by key"),
+    ]),
+    persisted ?? loadPersistedParts(db, user.id, range, view, now, keyId),
   ]);
 
   return data(
@@ -95,6 +110,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
       user: { email: user.email, monthlyLimit: user.monthlyLimit },
       range,
       view,
+      keyId,
       now: now.toISOString(),
       period: periodOf(now),
       appUrl: getEnv().APP_URL,
@@ -102,7 +118,12 @@ export async function loader({ request }: LoaderFunctionArgs) {
       history: part(history, "usage history", (value) => ({
         from: value.from.toISOString(),
         hasAnyHistory: value.hasAnyHistory,
-        points: value.points.map((p) => ({ hour: p.hour.toISOString(), used: p.used, period: p.period })),
+        points: value.points.map((p) => ({
+          hour: p.hour.toISOString(),
+          used: p.used,
+          period: p.period,
+          limit: p.limit ?? null,
+        })),
         bars: value.bars && {
           from: value.bars.range.from.toISOString(),
           to: value.bars.range.to.toISOString(),
@@ -114,6 +135,16 @@ export async function loader({ request }: LoaderFunctionArgs) {
             calls: b.calls,
           })),
         },
+      })),
+      byKey: part(byKey, "usage by key", (report) => ({
+        source: report.source,
+        keys: report.keys.map((key) => ({
+          id: key.id,
+          name: key.name,
+          prefix: key.prefix,
+          revoked: key.revokedAt !== null,
+          used: key.used,
+        })),
       })),
       lastSync: part(lastSync, "last sync", (run) =>
         run
@@ -134,6 +165,10 @@ export async function loader({ request }: LoaderFunctionArgs) {
   );
 }
 
+function parseKeyId(value: string | null): string | null {
+  return value && /^[A-Za-z0-9_-]{1,64}$/.test(value) ? value : null;
+}
+
 export default function Dashboard() {
   const data = useLoaderData<typeof loader>();
   const live = useLiveUsage(data.usage.ok ? data.usage.data : null);
@@ -142,6 +177,15 @@ export default function Dashboard() {
   // A customer with no calls at all yet gets the way to make one, not an empty chart.
   const isNewCustomer =
     data.history.ok && !data.history.data.hasAnyHistory && live.usage !== null && live.usage.used === 0;
+  const keys = data.byKey.ok ? data.byKey.data.keys : null;
+  const selectedKey = data.keyId ? (keys?.find((key) => key.id === data.keyId) ?? null) : null;
+  // A key's line ends at its count when the page loaded: the live polling follows the account's counter only.
+  const chartLive =
+    data.keyId === null
+      ? live.usage
+      : selectedKey && data.usage.ok
+        ? { ...data.usage.data, used: selectedKey.used }
+        : null;
 
   return (
     <div>
@@ -163,12 +207,15 @@ export default function Dashboard() {
           <UsageChart
             range={data.range}
             view={data.view}
+            keys={keys}
+            keyId={data.keyId}
             history={data.history}
-            live={live.usage}
+            live={chartLive}
             limit={limit}
             serverNow={data.now}
           />
         )}
+        <KeyUsageTable byKey={data.byKey} range={data.range} view={data.view} selectedKeyId={data.keyId} />
         <SheetSummary sheets={data.sheets} appUrl={data.appUrl} />
       </div>
     </div>

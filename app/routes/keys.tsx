@@ -10,9 +10,10 @@ import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
+import { keyCallsThisMonth } from "~/models/key-usage.server";
 import { getDb } from "~/utils/db.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
-import { formatDateTime } from "~/utils/format";
+import { formatCount, formatDateTime } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
 import { requireUser } from "~/auth/session-user.server";
 import { readPageForm } from "~/utils/request-guard.server";
@@ -22,9 +23,17 @@ export const meta: MetaFunction = () => [{ title: "API keys · Sheetmeter" }];
 export function loader({ request }: LoaderFunctionArgs) {
   return withDatabaseOutagePage(async () => {
     const user = await requireUser(request);
-    const keys = await listApiKeys(getDb(), user.id);
+    const db = getDb();
+    const keys = await listApiKeys(db, user.id);
+    // Live from Redis, else the last sync's counts (keyCallsThisMonth never fails for Redis alone).
+    const { counts } = await keyCallsThisMonth(
+      { redis: getRedis(), db },
+      user.id,
+      keys.map((key) => key.id),
+    );
     return {
       keys: keys.map((key) => ({
+        callsThisMonth: counts.get(key.id) ?? 0,
         id: key.id,
         name: key.name,
         prefix: key.prefix,
@@ -177,6 +186,10 @@ export default function KeysPage() {
                     )}
                   </p>
                   <p className="mt-1 font-mono text-sm text-slate-700">{key.prefix}…</p>
+                  <p className="mt-1 text-sm text-slate-800" data-testid="key-calls-this-month">
+                    <span className="font-medium tabular-nums">{formatCount(key.callsThisMonth)}</span>{" "}
+                    {key.callsThisMonth === 1 ? "call" : "calls"} this month
+                  </p>
                   <p className="mt-1 text-xs text-slate-600">
                     Created {key.createdAt} · {key.lastUsedAt ? `Last used ${key.lastUsedAt}` : "Never used"}
                     {key.revokedAt ? ` · Revoked ${key.revokedAt}` : ""}

@@ -54,3 +54,16 @@ export function parseQuotaKey(key: string): { userId: string; period: string } |
   const match = /^quota:(.+):(\d{4}-\d{2})$/.exec(key);
   return match ? { userId: match[1], period: match[2] } : null;
 }
+
+/**
+ * Redis hash of a user's calls per API key for a month (field = key id), counted by the quota script beside the
+ * counter. Not under "quota:": the sync's SCAN must meet counters only; it reads this hash beside each counter.
+ */
+export function keyUsageKey(userId: string, period: string): string {
+  return `keyusage:${userId}:${period}`;
+}
+
+/** Redis mark that a month's usage threshold (80 or 100 % of the limit) has been reported, set once by the script. */
+export function thresholdMarkKey(userId: string, period: string, threshold: 80 | 100): string {
+  return `alert:${userId}:${period}:${threshold}`;
+}

@@ -7,6 +7,8 @@ import type { ChartBucket, ChartGranularity, ChartPoint, LiveUsage } from "./typ
  */
 export interface ChartDatum {
   t: number;
+  /** The line view: the monthly limit in force at this point (a step line when it changed within the range). */
+  limit?: number;
   synced?: number;
   pending?: number;
   live?: true;
@@ -14,16 +16,45 @@ export interface ChartDatum {
   start?: number;
 }
 
-export function buildChartData(points: readonly ChartPoint[], live: LiveUsage | null): ChartDatum[] {
-  const data: ChartDatum[] = points.map((point) => ({ t: Date.parse(point.hour), synced: point.used }));
+/**
+ * The line view's data. Each synced point carries the limit recorded with it (the limit in force when that hour was
+ * synced), falling back to `currentLimit` for hours synced before limits were recorded; the live point carries the
+ * current limit. Drawn as a step, the limit line shows when a plan changed.
+ */
+export function buildChartData(
+  points: readonly ChartPoint[],
+  live: LiveUsage | null,
+  currentLimit?: number,
+): ChartDatum[] {
+  const data: ChartDatum[] = points.map((point) => {
+    const limit = point.limit ?? currentLimit;
+    return limit === undefined
+      ? { t: Date.parse(point.hour), synced: point.used }
+      : { t: Date.parse(point.hour), limit, synced: point.used };
+  });
   if (!live) return data;
   const liveAt = Date.parse(live.at);
   const last = points.at(-1);
   if (last && Date.parse(last.hour) >= liveAt) return data;
   // Joining across a month change would draw a slope where the counter actually restarted at zero.
   if (last && last.period === live.period) data[data.length - 1].pending = last.used;
-  data.push({ t: liveAt, pending: live.used, live: true });
+  data.push(
+    currentLimit === undefined
+      ? { t: liveAt, pending: live.used, live: true }
+      : { t: liveAt, limit: currentLimit, pending: live.used, live: true },
+  );
   return data;
+}
+
+/** The highest limit the line view draws, so the scale keeps the whole step line in view. */
+export function highestLimit(data: readonly ChartDatum[], currentLimit: number): number {
+  return data.reduce((max, d) => Math.max(max, d.limit ?? 0), currentLimit);
+}
+
+/** Whether the limit changed within the data: then it is drawn as a step line rather than one straight rule. */
+export function limitChanges(data: readonly ChartDatum[]): boolean {
+  const limits = new Set(data.map((d) => d.limit).filter((limit) => limit !== undefined));
+  return limits.size > 1;
 }
 
 const DAY_MS = 24 * HOUR_MS;

@@ -19,6 +19,17 @@ export interface ChartPoint {
   hour: string;
   used: number;
   period: string;
+  /** The monthly limit in force when the hour was synced; null when not recorded (the current limit applies). */
+  limit: number | null;
+}
+
+/** One API key's calls this month, for the dashboard's breakdown and the chart's key picker. */
+export interface KeyUsageView {
+  id: string;
+  name: string;
+  prefix: string;
+  revoked: boolean;
+  used: number;
 }
 
 export interface SyncRunView {

@@ -74,12 +74,13 @@ function BarTooltip({ active, payload, granularity }: TooltipContentProps & { gr
 
 /**
  * `kind` "line" draws the month's running total against the limit (when `limit` is given, i.e. on the scale);
- * "hour" and "day" draw bars of the calls in each bucket, synced and not-yet-synced stacked. A limit per hour (plans
- * that change mid-month) would be one more series on the same data, drawn as a step line.
+ * "hour" and "day" draw bars of the calls in each bucket, synced and not-yet-synced stacked. When the plan changed in
+ * the range, the limit in force at each hour is one more series on the same data, drawn as a step line.
  */
 export function UsageChartCanvas({
   data,
   limit,
+  limitSteps,
   yTicks,
   from,
   to,
@@ -88,6 +89,8 @@ export function UsageChartCanvas({
 }: {
   data: ChartDatum[];
   limit: number | null;
+  /** Draw the limit in force at each point (`ChartDatum.limit`) as a step line; the current limit keeps its label. */
+  limitSteps: boolean;
   yTicks: number[];
   from: number;
   to: number;
@@ -140,10 +143,24 @@ export function UsageChartCanvas({
         {kind === "line" && limit !== null ? (
           <ReferenceLine
             y={limit}
-            stroke={LIMIT}
+            stroke={limitSteps ? "none" : LIMIT}
             strokeWidth={2}
             strokeDasharray="6 4"
             label={{ value: `Limit ${formatCount(limit)}`, position: "insideTopLeft", fill: LIMIT, fontSize: 12 }}
+          />
+        ) : null}
+        {kind === "line" && limit !== null && limitSteps ? (
+          <Line
+            dataKey="limit"
+            name="Limit in force"
+            type="stepAfter"
+            stroke={LIMIT}
+            strokeWidth={2}
+            strokeDasharray="6 4"
+            dot={false}
+            activeDot={false}
+            isAnimationActive={false}
+            connectNulls
           />
         ) : null}
         {kind === "line" ? (

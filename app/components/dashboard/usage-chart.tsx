@@ -1,9 +1,9 @@
-import { Link } from "@remix-run/react";
+import { Form, Link } from "@remix-run/react";
 import { lazy, Suspense, useState, type ReactNode } from "react";
 import { USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
-import { buildBarData, buildChartData, type ChartDatum, yScale } from "./chart-data";
+import { buildBarData, buildChartData, type ChartDatum, highestLimit, limitChanges, yScale } from "./chart-data";
 import { formatClock, formatCount, formatDate, formatHour, formatPercent } from "~/utils/format";
-import type { ChartBars, ChartGranularity, ChartPoint, LiveUsage, Part } from "./types";
+import type { ChartBars, ChartGranularity, ChartPoint, KeyUsageView, LiveUsage, Part } from "./types";
 import { useHydrated } from "~/components/use-hydrated";
 
 // recharts and its dependencies are most of the page's JavaScript; loading them in their own chunk after hydration
@@ -29,14 +29,22 @@ export interface ChartHistory {
 // One height for the chart, its placeholder and its messages, so nothing below moves when the chart appears.
 const PLOT_BOX = "h-64 w-full sm:h-72";
 
-/** Both pickers are links, so the view and the range live in the URL together: shareable, and no JavaScript needed. */
-function chartSearch(range: UsageRange, view: UsageView): string {
-  return view === "cumulative" ? `?range=${range}` : `?range=${range}&view=${view}`;
+/**
+ * The pickers are links (and the key picker a GET form), so the view, the range and the key live in the URL
+ * together: shareable, and no JavaScript needed.
+ */
+export function chartSearch(range: UsageRange, view: UsageView, keyId: string | null = null): string {
+  const search = new URLSearchParams({ range });
+  if (view !== "cumulative") search.set("view", view);
+  if (keyId) search.set("key", keyId);
+  return `?${search.toString()}`;
 }
 
 export function UsageChart({
   range,
   view,
+  keys,
+  keyId,
   history,
   live,
   limit,
@@ -44,6 +52,10 @@ export function UsageChart({
 }: {
   range: UsageRange;
   view: UsageView;
+  /** The customer's keys, for the key picker; null when they could not be loaded. */
+  keys: KeyUsageView[] | null;
+  /** The key the chart is drawn for, or null for all calls. */
+  keyId: string | null;
   history: Part<ChartHistory>;
   live: LiveUsage | null;
   limit: number;
@@ -52,11 +64,14 @@ export function UsageChart({
   const option = RANGE_OPTIONS.find((o) => o.value === range) ?? RANGE_OPTIONS[1];
   const points = history.ok ? history.data.points : [];
   const bars = history.ok && view !== "cumulative" ? history.data.bars : null;
+  const key = keyId ? (keys?.find((k) => k.id === keyId) ?? null) : null;
+  const subject = keyId ? `key “${key?.name ?? "unknown"}”` : null;
   return (
     <section
       data-testid="usage-chart"
       data-range={range}
       data-view={view}
+      data-key={keyId ?? "all"}
       data-synced-points={points.length}
       aria-labelledby="usage-chart-heading"
       className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-5"
@@ -65,6 +80,7 @@ export function UsageChart({
         <div className="min-w-0">
           <h2 id="usage-chart-heading" className="text-base font-semibold text-slate-900">
             Usage over {option.long}
+            {subject ? ` — ${subject}` : ""}
           </h2>
           <p className="text-sm text-slate-600">
             {view === "cumulative"
@@ -73,12 +89,13 @@ export function UsageChart({
           </p>
         </div>
         <div className="flex flex-wrap gap-2">
-          <Picker label="Chart view" options={VIEW_OPTIONS} current={view} href={(v) => chartSearch(range, v)} />
+          {keys && keys.length > 0 ? <KeyPicker keys={keys} keyId={keyId} range={range} view={view} /> : null}
+          <Picker label="Chart view" options={VIEW_OPTIONS} current={view} href={(v) => chartSearch(range, v, keyId)} />
           <Picker
             label="Chart range"
             options={RANGE_OPTIONS.map((o) => ({ ...o, ariaLabel: `Show ${o.long}` }))}
             current={range}
-            href={(r) => chartSearch(r, view)}
+            href={(r) => chartSearch(r, view, keyId)}
           />
         </div>
       </div>
@@ -98,7 +115,7 @@ export function UsageChart({
             from={Date.parse(history.data.from)}
             to={Math.max(Date.parse(serverNow), live ? Date.parse(live.at) : 0)}
             hourly={range === "24h"}
-            emptyText={`No calls were synced in ${option.long}.`}
+            emptyText={`No calls${key ? ` with ${key.name}` : ""} were synced in ${option.long}.`}
           />
         )}
       </div>
@@ -106,6 +123,7 @@ export function UsageChart({
         <Legend showLive={live !== null} bars={bars !== null} />
         {history.ok ? (
           // A plain link: the route answers an attachment, which a client-side navigation could not receive.
+          // The CSV is the account's usage; the key picker does not apply to it.
           <a
             href={`/dashboard/usage.csv${chartSearch(range, view)}`}
             download
@@ -116,6 +134,51 @@ export function UsageChart({
         ) : null}
       </div>
     </section>
+  );
+}
+
+/**
+ * All calls or one key's. A GET form, so it works without JavaScript (the button); with it, choosing submits at once.
+ */
+function KeyPicker({
+  keys,
+  keyId,
+  range,
+  view,
+}: {
+  keys: KeyUsageView[];
+  keyId: string | null;
+  range: UsageRange;
+  view: UsageView;
+}) {
+  return (
+    <Form method="get" preventScrollReset className="flex items-center gap-1.5">
+      <input type="hidden" name="range" value={range} />
+      {view === "cumulative" ? null : <input type="hidden" name="view" value={view} />}
+      <label htmlFor="chart-key" className="sr-only">
+        Chart calls of
+      </label>
+      <select
+        id="chart-key"
+        name="key"
+        defaultValue={keyId ?? ""}
+        key={keyId ?? ""}
+        onChange={(event) => event.currentTarget.form?.requestSubmit()}
+        className="max-w-[12rem] rounded-md border border-slate-300 bg-white py-1.5 pl-2 pr-7 text-sm text-slate-800 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+      >
+        <option value="">All keys</option>
+        {keys.map((k) => (
+          <option key={k.id} value={k.id}>
+            {k.name} ({k.prefix}…)
+          </option>
+        ))}
+      </select>
+      <noscript>
+        <button type="submit" className="rounded border border-slate-300 px-2 py-1 text-sm">
+          Show
+        </button>
+      </noscript>
+    </Form>
   );
 }
 
@@ -168,11 +231,14 @@ function CumulativeBody({
   emptyText: string;
 }) {
   const [showLimit, setShowLimit] = useState(false);
-  const data = buildChartData(points, live);
+  const data = buildChartData(points, live, limit);
   if (data.length === 0) return <Message>{emptyText}</Message>;
-  const scale = yScale(data, limit, { showLimit });
+  // The scale reaches the highest limit in force in the range, so a plan changed mid-range stays in view.
+  const scaleLimit = highestLimit(data, limit);
+  const scale = yScale(data, scaleLimit, { showLimit });
   // Whether the usage alone would leave the limit off the scale: only then is there a choice to offer.
-  const farBelowLimit = !yScale(data, limit).limitOnScale;
+  const farBelowLimit = !yScale(data, scaleLimit).limitOnScale;
+  const stepped = limitChanges(data);
   const last = points.at(-1);
   const latest = live && (!last || Date.parse(live.at) > Date.parse(last.hour)) ? live.used : (last?.used ?? 0);
   return (
@@ -185,6 +251,11 @@ function CumulativeBody({
         of the {formatCount(limit)} limit
       </p>
       {/* Server-rendered, so the numbers are there for screen readers and before (or without) JavaScript. */}
+      {stepped ? (
+        <p data-testid="limit-changed" className="text-xs text-slate-600">
+          The limit changed in this range; the dashed line shows the limit in force at each hour.
+        </p>
+      ) : null}
       <figcaption className="sr-only">
         {last
           ? `Latest synced value: ${formatCount(last.used)} calls at ${formatHour(Date.parse(last.hour))}. `
@@ -196,6 +267,7 @@ function CumulativeBody({
         <Plot
           data={data}
           limit={scale.limitOnScale ? limit : null}
+          limitSteps={scale.limitOnScale && stepped}
           yTicks={scale.ticks}
           from={from}
           to={to}
@@ -261,6 +333,7 @@ function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage 
         <Plot
           data={data}
           limit={null}
+          limitSteps={false}
           yTicks={scale.ticks}
           from={Date.parse(bars.from)}
           to={Date.parse(bars.to)}
@@ -292,6 +365,7 @@ function bucketLabel(ms: number, granularity: ChartGranularity): string {
 function Plot(props: {
   data: ChartDatum[];
   limit: number | null;
+  limitSteps: boolean;
   yTicks: number[];
   from: number;
   to: number;
