@@ -12,12 +12,16 @@ import {
 } from "~/models/webhook-events.server";
 import { WEBHOOK_RETRIES } from "~/models/webhook-publish.server";
 import { verifyWebhookSignature } from "~/models/webhook-signature.server";
+import { setMonthlyLimit } from "~/models/user.server";
 import * as cronRoute from "~/routes/api.cron.update-usage";
+import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import * as route from "~/routes/api.webhooks.delivery-status";
 import { getDb } from "~/utils/db.server";
+import { periodOf } from "~/utils/period";
+import { getRedis } from "~/utils/redis.server";
 import { SYNC_ROUTE_PATH, WEBHOOK_STATUS_ROUTE_PATH } from "~/utils/endpoints";
 import { loadRawEnv } from "~/utils/env.server";
-import { createTestUser } from "./factories";
+import { createTestApiKey, createTestSheet, createTestUser } from "./factories";
 import { signQstash } from "./helpers/qstash-sign";
 import { serveRoute } from "./helpers/serve-action";
 
@@ -191,6 +195,42 @@ describe("threshold events through QStash", () => {
     });
     expect(response.status).toBe(200);
     expect(await deliveryRow(first.deliveryId)).toMatchObject({ status: "queued", messageId: first.messageId });
+  });
+
+  it("sends exactly one signed 80 % and one 100 % event when 300 concurrent API calls cross a 250-call limit", async () => {
+    const { userId, secret } = await userWithWebhook();
+    await setMonthlyLimit(getRedis(), db, userId, 250);
+    const { key } = await createTestApiKey(db, userId);
+    const { sheetId } = await createTestSheet(db, userId);
+    const call = () =>
+      sheetLoader({
+        request: new Request(`http://localhost/api/v1/sheets/${sheetId}`, {
+          headers: { Authorization: `Bearer ${key}` },
+        }),
+        params: { sheetId },
+        context: {},
+      }).then((response) => response.status);
+
+    vi.spyOn(console, "info").mockImplementation(() => {});
+    const statuses = await Promise.all(Array.from({ length: 300 }, call));
+    expect(statuses.filter((status) => status === 200)).toHaveLength(250);
+    // The crossing calls publish without making their callers wait: give them a moment, then let QStash deliver.
+    await vi.waitFor(() => expect(receiver.received.length).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
+    await qstash.idle();
+
+    const period = periodOf(new Date());
+    const events = receiver.received.map(({ body }) => JSON.parse(body));
+    expect(
+      events
+        .map(({ threshold, used, limit, period: p, type }) => ({ type, threshold, used, limit, p }))
+        .sort((a, b) => a.threshold - b.threshold),
+    ).toEqual([
+      { type: "usage.threshold", threshold: 80, used: 200, limit: 250, p: period },
+      { type: "usage.threshold", threshold: 100, used: 250, limit: 250, p: period },
+    ]);
+    for (const event of receiver.received) {
+      expect(verifyWebhookSignature(secret, event.body, event.headers["sheetmeter-signature"] as string)).toBe(true);
+    }
   });
 
   it("records a failure once QStash's retries are spent, with the receiver's last status", async () => {

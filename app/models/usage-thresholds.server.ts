@@ -1,27 +1,18 @@
 import type { UsageThreshold } from "./quota.server";
+import { publishThresholdEvent, type ThresholdCrossing } from "./webhook-events.server";
+
+export type { ThresholdCrossing };
 
 /**
  * What happens when a call is the one that brought its owner's month to 80 % or 100 % of the limit. The quota script
  * decides that (a SET NX mark per user, month and threshold, in the same atomic run that counts the call), so each
  * threshold reaches this module once a month, from exactly one call, whatever the concurrency.
  *
- * This module is the seam between detection and delivery: the webhook module (`publishThresholdEvent` in
- * webhooks.server.ts: signed event through QStash, deduplicated per user, month and threshold) plugs in as the
- * `deliver` step below. Until it does, a crossing is written to the log as one JSON line, so operators can see it.
+ * This module is the seam between detection and delivery: each crossing is written to the log as one JSON line, so
+ * operators see it, and handed to `publishThresholdEvent` (webhook-events.server.ts), which sends the customer's
+ * signed event through QStash, deduplicated per user, month and threshold, or does nothing without a webhook URL.
+ * A publish QStash could not take is recorded and published again by the next hourly sync.
  */
-
-export interface ThresholdCrossing {
-  userId: string;
-  threshold: UsageThreshold;
-  /** The month's count right after the call that reached the threshold. */
-  used: number;
-  /** The limit in force for that call. */
-  limit: number;
-  /** The UTC month, "YYYY-MM". */
-  period: string;
-  /** When the call was counted (the API server's clock). */
-  at: Date;
-}
 
 type Deliver = (crossing: ThresholdCrossing) => Promise<unknown> | unknown;
 
@@ -29,7 +20,15 @@ function logCrossing(crossing: ThresholdCrossing): void {
   console.info(JSON.stringify({ event: "usage.threshold", ...crossing, at: crossing.at.toISOString() }));
 }
 
-let deliver: Deliver = logCrossing;
+async function logAndPublish(crossing: ThresholdCrossing): Promise<void> {
+  logCrossing(crossing);
+  const outcome = await publishThresholdEvent(crossing);
+  if (outcome.status === "failed_to_queue") {
+    console.warn(JSON.stringify({ event: "usage.threshold.unqueued", userId: crossing.userId, error: outcome.error }));
+  }
+}
+
+let deliver: Deliver = logAndPublish;
 
 /**
  * Reports the thresholds one call crossed. Returns at once: the API caller never waits for delivery, and a failure
@@ -55,5 +54,5 @@ export function notifyThresholdsCrossed(
  * capture what reaches this point from the real script on real Redis; nothing in the quota path is replaced.
  */
 export function setThresholdDelivery(replacement: Deliver | null): void {
-  deliver = replacement ?? logCrossing;
+  deliver = replacement ?? logAndPublish;
 }
