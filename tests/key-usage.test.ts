@@ -5,6 +5,7 @@ import { consumeQuota, newConsumption, refundQuota } from "~/models/quota.server
 import { getChartHistory } from "~/models/usage-history.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { setThresholdDelivery, type ThresholdCrossing } from "~/models/usage-thresholds.server";
+import { setMonthlyLimit } from "~/models/user.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { loader as usageLoader } from "~/routes/api.v1.usage";
 import { getDb } from "~/utils/db.server";
@@ -83,6 +84,25 @@ describe("per-key counting in the quota script", () => {
     await consumeQuota(redis, db, { userId, monthlyLimit: 10 }, now);
     expect(await raw.exists(keyUsageKey(userId, "2026-11"))).toBe(0);
     expect(await raw.get(quotaKey(userId, "2026-11"))).toBe("1");
+  });
+});
+
+describe("a plan limit changed by an operator", () => {
+  it("lifts a 429 on the very next call when raised, and refuses past it when lowered", async () => {
+    const { userId, keys, sheetId } = await customer(1, 3);
+    const [{ key }] = keys;
+    for (let i = 0; i < 3; i++) expect(await callSheet(sheetId, key)).toBe(200);
+    expect(await callSheet(sheetId, key)).toBe(429);
+
+    // What `npm run admin -- user:set-limit` runs; this process still holds the key with the old limit in memory.
+    expect(await setMonthlyLimit(redis, db, userId, 5)).toBe(true);
+    expect(await callSheet(sheetId, key)).toBe(200);
+    expect(await callSheet(sheetId, key)).toBe(200);
+    expect(await callSheet(sheetId, key)).toBe(429);
+
+    expect(await setMonthlyLimit(redis, db, userId, 2)).toBe(true);
+    expect(await callSheet(sheetId, key)).toBe(429);
+    expect(await raw.get(quotaKey(userId, periodOf(new Date())))).toBe("5");
   });
 });
 
