@@ -1,14 +1,14 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
+import { acceptQstashDelivery } from "~/api/qstash-delivery.server";
 import { noteUnpublishedContinuation, SyncRunNotFoundError } from "~/models/sync-runs.server";
 import { syncUsageSnapshots } from "~/models/usage-sync.server";
 import { appWebhookDeps, republishPendingThresholdEvents } from "~/models/webhook-events.server";
 import { getBulkDb } from "~/utils/db.server";
 import { SYNC_ROUTE_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
-import { claimDeliveryToken, getQstash, releaseDeliveryToken, verifyQstashSignature } from "~/utils/qstash.server";
-import { CRON_BODY_LIMIT_BYTES, readBoundedText } from "~/utils/request-guard.server";
+import { getQstash } from "~/utils/qstash.server";
 import { getSyncRedis } from "~/utils/redis.server";
 import { withSecurityHeaders } from "~/utils/resource-route.server";
 
@@ -26,40 +26,18 @@ export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs
   if (request.method !== "POST") return methodNotAllowed(["POST"]);
   const env = getEnv();
   const url = env.APP_URL + SYNC_ROUTE_PATH;
-  const messageId = request.headers.get("Upstash-Message-Id");
-  // The signature covers these exact bytes: read them before anything parses (and possibly re-serialises) them.
-  const body = await readBoundedText(request, CRON_BODY_LIMIT_BYTES);
-
-  try {
-    await verifyQstashSignature(request, body, url);
-  } catch (error) {
-    console.warn(
-      JSON.stringify({ event: "sync.rejected", reason: (error as Error).message, messageId, bytes: body.length }),
-    );
-    return problem({
-      status: 401,
-      type: "invalid-signature",
-      title: "Invalid signature",
-      detail: "This endpoint only accepts requests signed by QStash for this URL and body.",
-    });
-  }
-
-  // Verified above, so the header is there.
-  const signature = request.headers.get("Upstash-Signature")!;
-  const redis = getSyncRedis();
-  try {
-    if (!(await claimDeliveryToken(redis, signature))) {
-      console.warn(JSON.stringify({ event: "sync.replayed", messageId }));
-      // 2xx: this token's delivery was (or is being) handled; anything else would only make a sender try again.
-      return Response.json({ replayed: true });
-    }
-  } catch (error) {
-    console.error(JSON.stringify({ event: "sync.error", messageId, error: (error as Error).message.split("\n")[0] }));
-    return unavailable("The sync could not record this delivery; QStash will retry.");
-  }
+  const delivery = await acceptQstashDelivery(request, {
+    url,
+    redis: getSyncRedis(),
+    logPrefix: "sync",
+    rejectDetail: "This endpoint only accepts requests signed by QStash for this URL and body.",
+    unavailable: () => unavailable("The sync could not record this delivery; QStash will retry."),
+  });
+  if (delivery instanceof Response) return delivery;
+  const { body, messageId } = delivery;
 
   const response = await runDelivery(body, { url, messageId, budgetMs: env.SYNC_TIME_BUDGET_MS });
-  if (!response.ok) await releaseDeliveryToken(redis, signature).catch(() => {});
+  if (!response.ok) await delivery.release();
   return response;
 });
 

@@ -1,11 +1,10 @@
 import type { ActionFunctionArgs } from "@remix-run/node";
 import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
+import { acceptQstashDelivery } from "~/api/qstash-delivery.server";
 import { type DeliveryReport, recordDeliveryReport } from "~/models/webhook-deliveries.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
-import { claimDeliveryToken, releaseDeliveryToken, verifyQstashSignature } from "~/utils/qstash.server";
-import { CRON_BODY_LIMIT_BYTES, readBoundedText } from "~/utils/request-guard.server";
 import { getRedis } from "~/utils/redis.server";
 import { withSecurityHeaders } from "~/utils/resource-route.server";
 
@@ -30,28 +29,15 @@ export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs
   const requested = new URL(request.url);
   // APP_URL, not the Host header: QStash signed the public URL, whatever proxies rewrote on the way in.
   const url = getEnv().APP_URL + requested.pathname + requested.search;
-  const messageId = request.headers.get("Upstash-Message-Id");
-  const body = await readBoundedText(request, CRON_BODY_LIMIT_BYTES);
-
-  try {
-    await verifyQstashSignature(request, body, url);
-  } catch (error) {
-    console.warn(JSON.stringify({ event: "webhook.callback_rejected", reason: (error as Error).message, messageId }));
-    return problem({
-      status: 401,
-      type: "invalid-signature",
-      title: "Invalid signature",
-      detail: "This endpoint only accepts callbacks signed by QStash for this URL and body.",
-    });
-  }
-
-  const signature = request.headers.get("Upstash-Signature")!;
-  const redis = getRedis();
-  try {
-    if (!(await claimDeliveryToken(redis, signature))) return Response.json({ replayed: true });
-  } catch {
-    return unavailable();
-  }
+  const delivery = await acceptQstashDelivery(request, {
+    url,
+    redis: getRedis(),
+    logPrefix: "webhook.callback",
+    rejectDetail: "This endpoint only accepts callbacks signed by QStash for this URL and body.",
+    unavailable,
+  });
+  if (delivery instanceof Response) return delivery;
+  const { body, messageId } = delivery;
 
   let report: DeliveryReport;
   try {
@@ -70,8 +56,8 @@ export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs
     // Unknown ids are acknowledged: a 2xx is the only answer that stops QStash retrying a callback we cannot use.
     return Response.json(result);
   } catch (error) {
-    console.error(JSON.stringify({ event: "webhook.callback_error", messageId, error: (error as Error).message }));
-    await releaseDeliveryToken(redis, signature).catch(() => {});
+    console.error(JSON.stringify({ event: "webhook.callback.error", messageId, error: (error as Error).message }));
+    await delivery.release();
     return unavailable();
   }
 });
