@@ -72,21 +72,7 @@ function BarTooltip({ active, payload, granularity }: TooltipContentProps & { gr
   );
 }
 
-/**
- * `kind` "line" draws the month's running total against the limit (when `limit` is given, i.e. on the scale);
- * "hour" and "day" draw bars of the calls in each bucket, synced and not-yet-synced stacked. When the plan changed in
- * the range, the limit in force at each hour is one more series on the same data, drawn as a step line.
- */
-export function UsageChartCanvas({
-  data,
-  limit,
-  limitSteps,
-  yTicks,
-  from,
-  to,
-  hourly,
-  kind,
-}: {
+export interface UsageChartCanvasProps {
   data: ChartDatum[];
   limit: number | null;
   /** Draw the limit in force at each point (`ChartDatum.limit`) as a step line; the current limit keeps its label. */
@@ -96,7 +82,14 @@ export function UsageChartCanvas({
   to: number;
   hourly: boolean;
   kind: "line" | ChartGranularity;
-}) {
+}
+
+/**
+ * `kind` "line" draws the month's running total against the limit (when `limit` is given, i.e. on the scale);
+ * "hour" and "day" draw bars of the calls in each bucket, synced and not-yet-synced stacked. When the plan changed in
+ * the range, the limit in force at each hour is one more series on the same data, drawn as a step line.
+ */
+export function UsageChartCanvas({ data, limit, limitSteps, yTicks, from, to, hourly, kind }: UsageChartCanvasProps) {
   const [width, setWidth] = useState(600);
   // On a time axis recharts sizes bars from the gaps between ticks (a day wide for hourly bars over a week), so each
   // bar gets its width from the plot's width and the number of buckets the range holds, with a gap between bars.

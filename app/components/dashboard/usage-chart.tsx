@@ -5,6 +5,7 @@ import { buildBarData, buildChartData, type ChartDatum, highestLimit, limitChang
 import { formatClock, formatCount, formatDate, formatHour, formatPercent } from "~/utils/format";
 import type { ChartBars, ChartGranularity, ChartPoint, KeyUsageView, LiveUsage, Part } from "./types";
 import { useHydrated } from "~/components/use-hydrated";
+import type { UsageChartCanvasProps } from "./usage-chart-canvas.client";
 
 // recharts and its dependencies are most of the page's JavaScript; loading them in their own chunk after hydration
 // keeps the counter and the rest of the page interactive sooner.
@@ -362,16 +363,7 @@ function bucketLabel(ms: number, granularity: ChartGranularity): string {
 }
 
 /** The client-only canvas, behind a same-size placeholder until it has loaded. */
-function Plot(props: {
-  data: ChartDatum[];
-  limit: number | null;
-  limitSteps: boolean;
-  yTicks: number[];
-  from: number;
-  to: number;
-  hourly: boolean;
-  kind: "line" | ChartGranularity;
-}) {
+function Plot(props: UsageChartCanvasProps) {
   const hydrated = useHydrated();
   return hydrated ? (
     <Suspense fallback={<ChartPlaceholder />}>
