@@ -38,6 +38,8 @@ test("sign-up is limited per socket address, whatever X-Forwarded-For claims", a
   );
   expect(refused.status).toBe(429);
   expect(refused.body).toContain("Too many sign-ups from your network");
+  // The page says when to try again, and so does the header a client or crawler reads.
+  expect(Number(refused.headers["retry-after"])).toBeGreaterThan(0);
   expect(await db.user.count({ where: { email: emails[MAX_SIGNUPS_PER_ADDRESS] } })).toBe(0);
 
   // Another address is another client.
@@ -59,6 +61,7 @@ test("log-in failures are counted per socket address across emails", async ({ ba
   const sprayed = await postForm(baseURL!, "/login", { email: uniqueEmail("sprayed"), password: "x" }, { from });
   expect(sprayed.status).toBe(429);
   expect(sprayed.body).toContain("Too many failed log-ins from your network");
+  expect(Number(sprayed.headers["retry-after"])).toBeGreaterThan(0);
 
   const elsewhere = await postForm(
     baseURL!,

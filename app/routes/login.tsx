@@ -12,6 +12,10 @@ import { getRedis } from "~/utils/redis.server";
 import { createUserSession, redirectSignedIn, safeRedirect } from "~/utils/session.server";
 import { emailSchema, fieldErrors } from "~/utils/validation";
 import { readPageForm } from "~/utils/request-guard.server";
+import { passRetryAfter } from "~/utils/route-headers";
+
+// A refused attempt (429) or an outage (503) tells browsers and scripts when to come back.
+export const headers = passRetryAfter;
 
 export const meta: MetaFunction = () => [{ title: "Log in · Sheetmeter" }];
 
