@@ -19,8 +19,8 @@ import morgan from "morgan";
  * before Express and Remix route them, at the `dispatch` seam below, which sees every request first. Such a
  * handler skips everything Express does here — compression, the request log line, the cross-site check, and the
  * security headers Remix's hooks add — so it must apply `applySecurityHeaders` itself and stay GET-only (or ask
- * `refuseCrossSiteDocumentRequest`); it gets the client's address from `req.socket.remoteAddress`, as
- * getLoadContext passes it.
+ * `refuseCrossSiteDocumentRequest`); it reads the client's address, if it needs one, from
+ * `req.socket.remoteAddress`, as getLoadContext passes it.
  *
  * @param {import("@remix-run/node").ServerBuild} build  the server build (`import * as build from "./build/index.js"`)
  * @param {{ mode?: string }} [options]  `mode` is Remix's: "production" hides error details, "development" shows them
@@ -85,8 +85,6 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
     }),
   );
 
-  // Node checks the header and request deadlines below on this interval (30 s by default, which would let a
-  // trickling client hold a connection up to 45 s instead of 15).
   // The seam for handlers that run before Express (see above): the sheet API's GETs, which come at machine rates
   // and cost several times more through Express and Remix than the call itself (docs/caching.md).
   const { answerDirectSheetCall } = build.entry.module;
@@ -115,6 +113,8 @@ export function createServer(build, { mode = process.env.NODE_ENV ?? "production
       app(req, res);
     }
   };
+  // Node checks the header and request deadlines below on this interval (30 s by default, which would let a
+  // trickling client hold a connection up to 45 s instead of 15).
   const server = http.createServer({ connectionsCheckingInterval: 1_000 }, dispatch);
   // Every wait has a deadline. Headers are small, so 15 s stops a client that trickles them (slowloris); a whole
   // request may take 2 minutes, enough for a 10 MB upload over a slow link. Idle keep-alive connections live 65 s,

@@ -314,6 +314,51 @@ describe("threshold events through QStash", () => {
   });
 });
 
+describe("the hourly re-publish while QStash is still down", () => {
+  it("stops at the first publish that fails, so the sync's request waits out one deadline, not one per event", async () => {
+    let requests = 0;
+    const silent = http.createServer(() => {
+      requests++;
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const hung = new Client({
+      baseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      token: "t",
+      devMode: false,
+      enableTelemetry: false,
+      retry: false,
+    });
+    const deps = { db, qstash: hung, appUrl: served.origin, publishDeadlineMs: 200 };
+    try {
+      const ids: string[] = [];
+      for (const threshold of [80, 100] as const) {
+        const { userId } = await userWithWebhook();
+        const outcome = await publishThresholdEvent(
+          { userId, threshold, used: threshold, limit: 100, period: "2026-11", at: AT },
+          deps,
+        );
+        if (outcome.status !== "failed_to_queue" || !outcome.deliveryId) throw new Error("not recorded");
+        ids.push(outcome.deliveryId);
+      }
+      await db.webhookDelivery.updateMany({
+        where: { id: { in: ids } },
+        data: { createdAt: new Date(Date.now() - 120_000) },
+      });
+      requests = 0;
+
+      const republished = await republishPendingThresholdEvents(deps);
+      expect(republished.queued).toBe(0);
+      expect(requests).toBe(1);
+
+      // Once QStash answers again, the next run sends both.
+      expect(await republishPendingThresholdEvents(appWebhookDeps())).toMatchObject({ queued: 2 });
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
+
 describe("the delivery-status route", () => {
   const callbackUrl = (query: string) => `${served.origin}${WEBHOOK_STATUS_ROUTE_PATH}${query}`;
   const post = (url: string, body: string, signature?: string) =>
@@ -343,6 +388,26 @@ describe("the delivery-status route", () => {
     const elsewhere = await signQstash({ key: raw.QSTASH_CURRENT_SIGNING_KEY!, url: callbackUrl("?event=x"), body });
     expect(await post(url, body, elsewhere)).toHaveProperty("status", 401);
     expect(await deliveryRow(outcome.deliveryId)).toEqual(before);
+  });
+
+  it("takes a callback carrying a large receiver answer, and refuses one past 1 MB with 413", async () => {
+    const url = callbackUrl("");
+    // A receiver that answered 300 KB of text: QStash hands it back base64, 400 KB, far past the cron route's 64 KB.
+    const large = JSON.stringify({
+      status: 200,
+      maxRetries: 3,
+      sourceMessageId: "msg_large_answer",
+      body: Buffer.from("x".repeat(300 * 1024)).toString("base64"),
+    });
+    const sign = (body: string) => signQstash({ key: raw.QSTASH_CURRENT_SIGNING_KEY!, url, body });
+    const taken = await post(url, large, await sign(large));
+    expect(taken.status).toBe(200);
+    expect(await taken.json()).toEqual({ recorded: false });
+
+    const huge = JSON.stringify({ status: 200, maxRetries: 3, sourceMessageId: "m", body: "x".repeat(1024 * 1024) });
+    const refused = await post(url, huge, await sign(huge));
+    expect(refused.status).toBe(413);
+    expect(refused.headers.get("Content-Type")).toBe("application/problem+json");
   });
 
   it("acknowledges an unknown message with 200 and no effect, and answers a bad body with 400", async () => {

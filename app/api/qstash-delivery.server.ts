@@ -4,7 +4,7 @@ import { CRON_BODY_LIMIT_BYTES, readBoundedText } from "~/utils/request-guard.se
 import { problem } from "./problem.server";
 
 /**
- * What every route QStash calls checks before it looks at a body: the body is bounded (64 KB, read before the
+ * What every route QStash calls checks before it looks at a body: the body is bounded (64 KB by default, read before the
  * signature is known, so a forged caller cannot make us buffer more), the signature covers this exact URL and
  * those exact bytes, and the token is used once (a replay is acknowledged without running anything again).
  */
@@ -27,14 +27,16 @@ export interface QstashDeliveryOptions {
   rejectDetail: string;
   /** The answer when the token cannot be recorded: a 5xx, so QStash retries. */
   unavailable: () => Response;
+  /** The largest body accepted (413 past it); the cron route's 64 KB unless the route's deliveries carry more. */
+  bodyLimitBytes?: number;
 }
 
 export async function acceptQstashDelivery(
   request: Request,
-  { url, redis, logPrefix, rejectDetail, unavailable }: QstashDeliveryOptions,
+  { url, redis, logPrefix, rejectDetail, unavailable, bodyLimitBytes = CRON_BODY_LIMIT_BYTES }: QstashDeliveryOptions,
 ): Promise<QstashDelivery | Response> {
   const messageId = request.headers.get("Upstash-Message-Id");
-  const body = await readBoundedText(request, CRON_BODY_LIMIT_BYTES);
+  const body = await readBoundedText(request, bodyLimitBytes);
 
   try {
     await verifyQstashSignature(request, body, url);

@@ -34,7 +34,11 @@ export function parseUsageHistoryQuery(params: URLSearchParams, now: Date): Pars
   }
   const format = params.get("format") ?? "json";
   if (format !== "json" && format !== "csv") {
-    return { ok: false, parameter: "format", detail: `“format” must be “json” or “csv”, got “${format}”.` };
+    return {
+      ok: false,
+      parameter: "format",
+      detail: `“format” must be “json” or “csv”, got “${format.slice(0, 40)}”.`,
+    };
   }
   const parsed = parseHistoryRange(
     { from: params.get("from"), to: params.get("to"), granularity: params.get("granularity") },

@@ -171,7 +171,7 @@ export function parseHistoryRange(input: HistoryRangeInput, now: Date): ParsedHi
   });
   const granularity = input.granularity ?? "hour";
   if (!(GRANULARITIES as readonly string[]).includes(granularity)) {
-    return fail("granularity", `“granularity” must be “hour” or “day”, got “${granularity}”.`);
+    return fail("granularity", `“granularity” must be “hour” or “day”, got “${granularity.slice(0, 40)}”.`);
   }
   const g = granularity as Granularity;
 
@@ -181,7 +181,7 @@ export function parseHistoryRange(input: HistoryRangeInput, now: Date): ParsedHi
     if (!date) {
       return fail(
         name,
-        `“${name}” must be an ISO date (2026-11-01) or date and time (2026-11-01T08:00:00Z), in UTC unless it has an offset; got “${raw}”.`,
+        `“${name}” must be an ISO date (2026-11-01) or date and time (2026-11-01T08:00:00Z), in UTC unless it has an offset; got “${raw.slice(0, 60)}”.`,
       );
     }
     return date;

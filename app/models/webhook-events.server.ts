@@ -143,7 +143,10 @@ export async function republishPendingThresholdEvents(
     const endpoint = user.webhookEndpoint;
     if (!endpoint) continue;
     const outcome = await publishDelivery(deps, { ...delivery, url: endpoint.url }, endpoint.secret);
-    if (outcome.status === "queued") queued++;
+    // QStash still not taking them: each further try would wait out its own deadline inside the sync's request
+    // (200 × 2 s). The rest wait for the next run.
+    if (outcome.status === "failed_to_queue") break;
+    queued++;
   }
   return { attempted: pending.length, queued };
 }

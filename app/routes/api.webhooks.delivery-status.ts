@@ -2,6 +2,7 @@ import type { ActionFunctionArgs } from "@remix-run/node";
 import { z } from "zod";
 import { methodNotAllowed, problem } from "~/api/problem.server";
 import { acceptQstashDelivery } from "~/api/qstash-delivery.server";
+import { QSTASH_CALLBACK_BODY_LIMIT_BYTES } from "~/utils/request-guard.server";
 import { type DeliveryReport, recordDeliveryReport } from "~/models/webhook-deliveries.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
@@ -33,6 +34,7 @@ export const action = withSecurityHeaders(async ({ request }: ActionFunctionArgs
     url,
     redis: getRedis(),
     logPrefix: "webhook.callback",
+    bodyLimitBytes: QSTASH_CALLBACK_BODY_LIMIT_BYTES,
     rejectDetail: "This endpoint only accepts callbacks signed by QStash for this URL and body.",
     unavailable,
   });

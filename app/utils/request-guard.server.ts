@@ -16,6 +16,11 @@ import { getEnv } from "~/utils/env.server";
 export const FORM_BODY_LIMIT_BYTES = 16 * 1024;
 /** QStash sends `{}` or `{ runId, step }`; anything near 64 KB is not a delivery of ours. */
 export const CRON_BODY_LIMIT_BYTES = 64 * 1024;
+/**
+ * A QStash callback carries the customer's receiver's answer, base64 (4/3 larger), which the customer controls; a
+ * callback refused as too large would be retried and refused until the delivery stayed "queued" for good.
+ */
+export const QSTASH_CALLBACK_BODY_LIMIT_BYTES = 1024 * 1024;
 
 class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
