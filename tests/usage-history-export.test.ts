@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { handleUsageHistoryRequest } from "~/api/usage-history-request.server";
 import { loader as historyLoader, action as historyAction } from "~/routes/api.v1.usage.history";
 import { loader as csvLoader } from "~/routes/dashboard.usage[.]csv";
-import { createPrismaClient, getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb, setDbForTests } from "~/utils/db.server";
 import { HOUR_MS, hourBucket, periodOf, quotaKey } from "~/utils/period";
-import { getRedis } from "~/utils/redis.server";
+import { createAppRedis, getRedis } from "~/utils/redis.server";
 import { createUserSession } from "~/utils/session.server";
 import { createTestApiKey, createTestUser } from "./factories";
 import { cookieFrom, getRequest, settle } from "./helpers/requests";
@@ -197,6 +197,23 @@ describe("GET /api/v1/usage/history", () => {
       await down.$disconnect();
     }
   });
+
+  it("answers 503 quota-store-unavailable when Redis is down: the key cannot be checked", async () => {
+    const unreachable = createAppRedis({ url: `http://127.0.0.1:${await deadPort()}`, token: "t", timeoutMs: 500 });
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const response = await handleUsageHistoryRequest(
+        { redis: unreachable, db },
+        new Request(`http://localhost/api/v1/usage/history${RANGE}`, { headers: { Authorization: `Bearer ${key}` } }),
+      );
+      expect(response.status).toBe(503);
+      expect(response.headers.get("Content-Type")).toBe("application/problem+json");
+      expect(response.headers.get("Retry-After")).toBeTruthy();
+      expect((await response.json()).type).toMatch(/#quota-store-unavailable$/);
+    } finally {
+      quiet.mockRestore();
+    }
+  });
 });
 
 describe("GET /dashboard/usage.csv", () => {
@@ -236,6 +253,31 @@ describe("GET /dashboard/usage.csv", () => {
     expect(dayRows.reduce((sum, r) => sum + Number(r.calls), 0)).toBe(
       rows.reduce((sum, r) => sum + Number(r.calls), 0),
     );
+  });
+
+  it("answers the designed plain 503 page within the deadline when Postgres is down", async () => {
+    const customer = await createTestUser(db);
+    const cookie = cookieFrom(await createUserSession(getRequest("/login"), customer.id, "/dashboard"));
+    const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    setDbForTests(down);
+    try {
+      const response = await settle(
+        csvLoader({
+          request: getRequest("/dashboard/usage.csv?range=24h", { Cookie: cookie }),
+          params: {},
+          context: {},
+        }),
+      );
+      expect(response.status).toBe(503);
+      expect(response.headers.get("Retry-After")).toBe("30");
+      expect(response.headers.get("Content-Disposition")).toBeNull();
+      expect(await response.text()).toMatch(/database is not answering/);
+    } finally {
+      setDbForTests(undefined);
+      quiet.mockRestore();
+      await down.$disconnect();
+    }
   });
 
   it("sends a visitor without a session to log in", async () => {

@@ -16,7 +16,7 @@ import { setMonthlyLimit } from "~/models/user.server";
 import * as cronRoute from "~/routes/api.cron.update-usage";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import * as route from "~/routes/api.webhooks.delivery-status";
-import { getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb, setDbForTests } from "~/utils/db.server";
 import { periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
 import { SYNC_ROUTE_PATH, WEBHOOK_STATUS_ROUTE_PATH } from "~/utils/endpoints";
@@ -423,6 +423,28 @@ describe("the delivery-status route", () => {
     expect(refused.headers.get("Content-Type")).toBe("application/problem+json");
   });
 
+  it("answers 503 with Retry-After when Postgres is down, and takes QStash's retry of the same token once it is back", async () => {
+    const url = callbackUrl("");
+    const body = JSON.stringify({ status: 200, maxRetries: 3, sourceMessageId: "msg_db_down" });
+    const signature = await signQstash({ key: raw.QSTASH_CURRENT_SIGNING_KEY!, url, body });
+    const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    setDbForTests(down);
+    try {
+      const refused = await post(url, body, signature);
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("Content-Type")).toBe("application/problem+json");
+      expect(refused.headers.get("Retry-After")).toBe("5");
+      expect((await refused.json()).type).toMatch(/#callback-unavailable$/);
+    } finally {
+      setDbForTests(undefined);
+      quiet.mockRestore();
+      await down.$disconnect();
+    }
+    // The token was released, so the retry is recorded rather than taken for a replay.
+    expect(await (await post(url, body, signature)).json()).toEqual({ recorded: false });
+  });
+
   it("uses each signed token once", async () => {
     const url = callbackUrl("");
     const body = JSON.stringify({ status: 200, maxRetries: 3, sourceMessageId: "msg_replayed" });
@@ -431,3 +453,12 @@ describe("the delivery-status route", () => {
     expect(await (await post(url, body, signature)).json()).toEqual({ replayed: true });
   });
 });
+
+/** A port nothing listens on: connections to it are refused at once, like a Postgres that is down. */
+async function deadPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
