@@ -124,13 +124,13 @@ export function UsageChart({
         <Legend showLive={live !== null} bars={bars !== null} />
         {history.ok ? (
           // A plain link: the route answers an attachment, which a client-side navigation could not receive.
-          // The CSV is the account's usage; the key picker does not apply to it.
+          // The CSV is the account's usage; the key picker does not apply to it, and the label says so.
           <a
             href={`/dashboard/usage.csv${chartSearch(range, view)}`}
             download
             className="rounded text-sm font-medium text-indigo-700 underline underline-offset-2 hover:text-indigo-900 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
           >
-            Download CSV
+            {keyId ? "Download CSV (all keys)" : "Download CSV"}
           </a>
         ) : null}
       </div>
