@@ -146,7 +146,6 @@ const PREFIX_LOOKUP_DEADLINE_MS = 1_000;
 
 const NO_ACCOUNT = "";
 const accountByPrefix = new LRUCache<string, string>({ max: PREFIX_CACHE_MAX, ttl: PREFIX_CACHE_TTL_MS });
-let prefixLookups = 0;
 
 /**
  * The one account owning a key (active or revoked) with this display prefix, or null: none, or several (36 random
@@ -165,20 +164,24 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-async function creditByPrefix(db: Db, prefix: string): Promise<string | null> {
+// Answers for the same prefix that arrive while it is being looked up wait for that one lookup.
+const lookupsInFlight = new Map<string, Promise<string | null>>();
+
+function creditByPrefix(db: Db, prefix: string): Promise<string | null> {
   const cached = accountByPrefix.get(prefix);
-  if (cached !== undefined) return cached === NO_ACCOUNT ? null : cached;
-  if (prefixLookups >= MAX_PREFIX_LOOKUPS) return null;
-  prefixLookups += 1;
-  try {
-    const userId = await withDeadline(accountOfKeyPrefix(db, prefix), PREFIX_LOOKUP_DEADLINE_MS);
-    accountByPrefix.set(prefix, userId ?? NO_ACCOUNT);
-    return userId;
-  } catch {
-    return null;
-  } finally {
-    prefixLookups -= 1;
-  }
+  if (cached !== undefined) return Promise.resolve(cached === NO_ACCOUNT ? null : cached);
+  const inFlight = lookupsInFlight.get(prefix);
+  if (inFlight) return inFlight;
+  if (lookupsInFlight.size >= MAX_PREFIX_LOOKUPS) return Promise.resolve(null);
+  const lookup = withDeadline(accountOfKeyPrefix(db, prefix), PREFIX_LOOKUP_DEADLINE_MS)
+    .then((userId) => {
+      accountByPrefix.set(prefix, userId ?? NO_ACCOUNT);
+      return userId;
+    })
+    .catch(() => null)
+    .finally(() => lookupsInFlight.delete(prefix));
+  lookupsInFlight.set(prefix, lookup);
+  return lookup;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

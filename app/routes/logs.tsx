@@ -130,7 +130,7 @@ export default function Logs() {
           )}
         </EmptyState>
       ) : (
-        <div className="mt-4 overflow-x-auto rounded-lg border border-slate-200 bg-white" tabIndex={0}>
+        <div className="mt-4 overflow-x-auto rounded-lg border border-slate-200 bg-white">
           <table className="min-w-full text-left text-sm" data-testid="request-log">
             <caption className="sr-only">
               Recent requests{filtered ? ", filtered" : ""}, newest first ({requests.length} of {total})
