@@ -12,7 +12,7 @@ import {
   yTicks,
 } from "~/components/dashboard/chart-data";
 import { formatDuration, formatRelative } from "~/utils/format";
-import type { LiveUsage } from "~/components/dashboard/types";
+import type { LiveUsage, OutcomeHourView } from "~/components/dashboard/types";
 
 const live = (used: number, at: string, period = at.slice(0, 7)): LiveUsage => ({
   used,
@@ -142,7 +142,7 @@ describe("chart data", () => {
   });
 
   it("stacks refused answers on their hour's or day's bar, giving a bucket with refusals only a bar of its own", () => {
-    const outcomes = [
+    const outcomes: OutcomeHourView[] = [
       { hour: "2026-11-29T07:00:00.000Z", counts: { "200": 5, "401": 2, "404": 1 } },
       { hour: "2026-11-29T09:00:00.000Z", counts: { "429": 3, "304": 4 } },
       // Outside the range: not drawn.

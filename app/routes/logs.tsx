@@ -65,7 +65,14 @@ export default function Logs() {
           <label htmlFor="log-status" className="block text-sm font-medium text-slate-800">
             Status
           </label>
-          <select id="log-status" name="status" defaultValue={filter.status} className={selectClass}>
+          <select
+            id="log-status"
+            name="status"
+            // Keyed by the value, so a client-side navigation ("Clear filters") resets what the select shows.
+            key={filter.status}
+            defaultValue={filter.status}
+            className={selectClass}
+          >
             {STATUS_FILTERS.map((option) => (
               <option key={option.value} value={option.value}>
                 {option.label}
@@ -77,7 +84,7 @@ export default function Logs() {
           <label htmlFor="log-key" className="block text-sm font-medium text-slate-800">
             Key
           </label>
-          <select id="log-key" name="key" defaultValue={filter.key} className={selectClass}>
+          <select id="log-key" name="key" key={filter.key} defaultValue={filter.key} className={selectClass}>
             <option value="">All keys</option>
             {keys.map((key) => (
               <option key={key.prefix} value={key.prefix}>
@@ -130,55 +137,79 @@ export default function Logs() {
           )}
         </EmptyState>
       ) : (
-        <div className="mt-4 overflow-x-auto rounded-lg border border-slate-200 bg-white">
-          <table className="min-w-full text-left text-sm" data-testid="request-log">
-            <caption className="sr-only">
-              Recent requests{filtered ? ", filtered" : ""}, newest first ({requests.length} of {total})
-            </caption>
-            <thead className="bg-slate-50 text-xs uppercase tracking-wide text-slate-600">
-              <tr>
-                <th scope="col" className="px-3 py-2 font-medium">
-                  Time (UTC)
-                </th>
-                <th scope="col" className="px-3 py-2 font-medium">
-                  Status
-                </th>
-                <th scope="col" className="px-3 py-2 font-medium">
-                  Key
-                </th>
-                <th scope="col" className="px-3 py-2 font-medium">
-                  Request
-                </th>
-                <th scope="col" className="px-3 py-2 text-right font-medium">
-                  Duration
-                </th>
-              </tr>
-            </thead>
-            <tbody className="divide-y divide-slate-100">
-              {requests.map((entry, i) => (
-                <tr key={`${entry.at}-${i}`} data-status={entry.status}>
-                  <td className="whitespace-nowrap px-3 py-2 tabular-nums text-slate-700">
-                    {formatExact(entry.at).replace(" UTC", "")}
-                  </td>
-                  <td className="px-3 py-2">
-                    <span
-                      className={`inline-block rounded px-1.5 py-0.5 text-xs font-semibold tabular-nums ring-1 ring-inset ${statusClass(entry.status)}`}
-                    >
-                      {entry.status}
-                    </span>
-                  </td>
-                  <td className="whitespace-nowrap px-3 py-2 font-mono text-xs text-slate-700">
-                    {entry.keyPrefix ? `${entry.keyPrefix}…` : <span className="font-sans text-slate-500">none</span>}
-                  </td>
-                  <td className="max-w-[18rem] break-all px-3 py-2 font-mono text-xs text-slate-800">
-                    GET {entry.path}
-                  </td>
-                  <td className="whitespace-nowrap px-3 py-2 text-right tabular-nums text-slate-700">{entry.ms} ms</td>
+        <>
+          {/* Phones: one card per request, nothing cut off or scrolled sideways. */}
+          <ul className="mt-4 divide-y divide-slate-100 rounded-lg border border-slate-200 bg-white sm:hidden">
+            {requests.map((entry, i) => (
+              <li key={`${entry.at}-${i}`} className="space-y-1 px-3 py-2.5 text-sm">
+                <div className="flex items-center justify-between gap-2">
+                  <span
+                    className={`inline-block rounded px-1.5 py-0.5 text-xs font-semibold tabular-nums ring-1 ring-inset ${statusClass(entry.status)}`}
+                  >
+                    {entry.status}
+                  </span>
+                  <span className="tabular-nums text-slate-700">{formatExact(entry.at).replace(" UTC", "")}</span>
+                </div>
+                <p className="break-all font-mono text-xs text-slate-800">GET {entry.path}</p>
+                <p className="flex justify-between gap-2 text-xs text-slate-600">
+                  <span className="font-mono">{entry.keyPrefix ? `${entry.keyPrefix}…` : "no key"}</span>
+                  <span className="tabular-nums">{entry.ms} ms</span>
+                </p>
+              </li>
+            ))}
+          </ul>
+          <div className="mt-4 hidden overflow-x-auto rounded-lg border border-slate-200 bg-white sm:block">
+            <table className="min-w-full text-left text-sm" data-testid="request-log">
+              <caption className="sr-only">
+                Recent requests{filtered ? ", filtered" : ""}, newest first ({requests.length} of {total})
+              </caption>
+              <thead className="bg-slate-50 text-xs uppercase tracking-wide text-slate-600">
+                <tr>
+                  <th scope="col" className="px-3 py-2 font-medium">
+                    Time (UTC)
+                  </th>
+                  <th scope="col" className="px-3 py-2 font-medium">
+                    Status
+                  </th>
+                  <th scope="col" className="px-3 py-2 font-medium">
+                    Key
+                  </th>
+                  <th scope="col" className="px-3 py-2 font-medium">
+                    Request
+                  </th>
+                  <th scope="col" className="px-3 py-2 text-right font-medium">
+                    Duration
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              </thead>
+              <tbody className="divide-y divide-slate-100">
+                {requests.map((entry, i) => (
+                  <tr key={`${entry.at}-${i}`} data-status={entry.status}>
+                    <td className="whitespace-nowrap px-3 py-2 tabular-nums text-slate-700">
+                      {formatExact(entry.at).replace(" UTC", "")}
+                    </td>
+                    <td className="px-3 py-2">
+                      <span
+                        className={`inline-block rounded px-1.5 py-0.5 text-xs font-semibold tabular-nums ring-1 ring-inset ${statusClass(entry.status)}`}
+                      >
+                        {entry.status}
+                      </span>
+                    </td>
+                    <td className="whitespace-nowrap px-3 py-2 font-mono text-xs text-slate-700">
+                      {entry.keyPrefix ? `${entry.keyPrefix}…` : <span className="font-sans text-slate-500">none</span>}
+                    </td>
+                    <td className="max-w-[18rem] break-all px-3 py-2 font-mono text-xs text-slate-800">
+                      GET {entry.path}
+                    </td>
+                    <td className="whitespace-nowrap px-3 py-2 text-right tabular-nums text-slate-700">
+                      {entry.ms} ms
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
       )}
     </div>
   );
