@@ -58,7 +58,14 @@ test("a refused call (bad key) shows in the request log, filtered by status and 
   await page.getByRole("link", { name: "Clear filters" }).click();
   await expect(rows).toHaveCount(3);
 
+  // A phone: one card per request, nothing cut off at the side.
   await page.setViewportSize({ width: 390, height: 844 });
+  const cards = page.getByTestId("request-log-cards");
+  await expect(cards).toBeVisible();
+  await expect(cards.locator('li[data-status="401"]')).toContainText(`GET /api/v1/sheets/${sheetId}`);
+  await expect
+    .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth))
+    .toBeLessThanOrEqual(0);
   const phone = await page.screenshot({ path: "test-results/logs-phone.png", fullPage: true });
   await testInfo.attach("request log, phone", { body: phone, contentType: "image/png" });
 

@@ -139,9 +139,13 @@ export default function Logs() {
       ) : (
         <>
           {/* Phones: one card per request, nothing cut off or scrolled sideways. */}
-          <ul className="mt-4 divide-y divide-slate-100 rounded-lg border border-slate-200 bg-white sm:hidden">
+          <ul
+            data-testid="request-log-cards"
+            aria-label="Recent requests, newest first"
+            className="mt-4 divide-y divide-slate-100 rounded-lg border border-slate-200 bg-white sm:hidden"
+          >
             {requests.map((entry, i) => (
-              <li key={`${entry.at}-${i}`} className="space-y-1 px-3 py-2.5 text-sm">
+              <li key={`${entry.at}-${i}`} data-status={entry.status} className="space-y-1 px-3 py-2.5 text-sm">
                 <div className="flex items-center justify-between gap-2">
                   <span
                     className={`inline-block rounded px-1.5 py-0.5 text-xs font-semibold tabular-nums ring-1 ring-inset ${statusClass(entry.status)}`}
