@@ -204,6 +204,9 @@ describe("the request log", () => {
       "/api/v1/sheets/abc?api_key=…&country=…",
     );
     expect(loggablePath(`http://localhost/api/v1/sheets/${"x".repeat(500)}`).length).toBe(200);
+    expect(loggablePath("http://localhost:3000/api/v1/usage?from=2026-11-01#frag")).toBe("/api/v1/usage?from=…");
+    expect(loggablePath("/api/v1/sheets/abc")).toBe("/api/v1/sheets/abc");
+    expect(loggablePath("/api/v1/sheets/abc?")).toBe("/api/v1/sheets/abc");
   });
 });
 

@@ -99,24 +99,30 @@ const MAX_NAME_CHARS = 40;
  * may be sent as `?key=…`), parameter names kept so a customer can tell calls apart; everything bounded.
  */
 export function loggablePath(url: string): string {
-  let pathname: string;
-  let search: string;
-  try {
-    const parsed = new URL(url, "http://localhost");
-    pathname = parsed.pathname;
-    search = parsed.search;
-  } catch {
-    return "";
+  // By hand rather than `new URL`: this runs on every call, and a plain path (the direct path's `req.url`) is the
+  // common case. An absolute URL (the Remix route's request) loses its origin.
+  let start = 0;
+  if (!url.startsWith("/")) {
+    const scheme = url.indexOf("://");
+    start = scheme === -1 ? 0 : url.indexOf("/", scheme + 3);
+    if (start === -1) return "/";
   }
-  const names: string[] = [];
-  for (const name of new URLSearchParams(search).keys()) {
-    if (names.length >= MAX_QUERY_NAMES) {
-      names.push("…");
-      break;
+  const hash = url.indexOf("#", start);
+  const end = hash === -1 ? url.length : hash;
+  const query = url.indexOf("?", start);
+  const pathname = url.slice(start, query === -1 || query > end ? end : query);
+  let path = pathname;
+  if (query !== -1 && query < end) {
+    const names: string[] = [];
+    for (const name of new URLSearchParams(url.slice(query + 1, end)).keys()) {
+      if (names.length >= MAX_QUERY_NAMES) {
+        names.push("…");
+        break;
+      }
+      names.push(`${encodeURIComponent(name.slice(0, MAX_NAME_CHARS))}=…`);
     }
-    names.push(`${encodeURIComponent(name.slice(0, MAX_NAME_CHARS))}=…`);
+    if (names.length > 0) path = `${pathname}?${names.join("&")}`;
   }
-  const path = names.length > 0 ? `${pathname}?${names.join("&")}` : pathname;
   return path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS - 1)}…` : path;
 }
 
