@@ -2,14 +2,17 @@ import { describe, expect, it } from "vitest";
 import {
   buildBarData,
   buildChartData,
+  describeRefused,
   highestLimit,
+  refusedInRange,
+  withRefusedBars,
   limitChanges,
   xTicks,
   yScale,
   yTicks,
 } from "~/components/dashboard/chart-data";
 import { formatDuration, formatRelative } from "~/utils/format";
-import type { LiveUsage } from "~/components/dashboard/types";
+import type { LiveUsage, OutcomeHourView } from "~/components/dashboard/types";
 
 const live = (used: number, at: string, period = at.slice(0, 7)): LiveUsage => ({
   used,
@@ -136,6 +139,36 @@ describe("chart data", () => {
     // Nothing new since the sync: nothing pending.
     expect(buildBarData(buckets, live(52, "2026-11-29T08:40:00.000Z"), "day")).toHaveLength(2);
     expect(buildBarData(buckets, live(52, "2026-11-29T08:40:00.000Z"), "day")[1].pending).toBeUndefined();
+  });
+
+  it("stacks refused answers on their hour's or day's bar, giving a bucket with refusals only a bar of its own", () => {
+    const outcomes: OutcomeHourView[] = [
+      { hour: "2026-11-29T07:00:00.000Z", counts: { "200": 5, "401": 2, "404": 1 } },
+      { hour: "2026-11-29T09:00:00.000Z", counts: { "429": 3, "304": 4 } },
+      // Outside the range: not drawn.
+      { hour: "2026-11-20T09:00:00.000Z", counts: { "401": 9 } },
+    ];
+    const from = Date.parse("2026-11-29T00:00:00.000Z");
+    const to = Date.parse("2026-11-30T00:00:00.000Z");
+    const hourly = withRefusedBars(
+      buildBarData([{ start: "2026-11-29T07:00:00.000Z", period: "2026-11", used: 5, calls: 5 }], null, "hour"),
+      outcomes,
+      "hour",
+      from,
+      to,
+    );
+    expect(hourly.map((d) => [new Date(d.start!).toISOString().slice(11, 13), d.synced, d.refused])).toEqual([
+      ["07", 5, 3],
+      ["09", undefined, 3],
+    ]);
+    expect(describeRefused(hourly[0].refusedByStatus!)).toBe("401 ×2, 404 ×1");
+    // Stacked, the scale reaches the served and refused calls together.
+    expect(yScale(hourly, null, { stacked: true }).ticks.at(-1)).toBeGreaterThanOrEqual(8);
+
+    const daily = withRefusedBars([], outcomes, "day", from, to);
+    expect(daily).toHaveLength(1);
+    expect(daily[0]).toMatchObject({ start: from, refused: 6, refusedByStatus: { "401": 2, "404": 1, "429": 3 } });
+    expect(refusedInRange(outcomes, from, to)).toEqual({ total: 6, byStatus: { "401": 2, "404": 1, "429": 3 } });
   });
 
   it("places time ticks on whole UTC hours and midnights", () => {

@@ -2,7 +2,8 @@ import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
 import { getRedis } from "~/utils/redis.server";
 import { applySecurityHeaders } from "~/utils/security-headers.server";
-import { handleSheetRequest, type SheetRequest } from "./sheet-request.server";
+import { recordedSheetRequest } from "./answer-record.server";
+import type { SheetRequest } from "./sheet-request.server";
 
 /**
  * `GET /api/v1/sheets/:sheetId` for server.js, which calls this before Express and Remix see the request: the
@@ -29,7 +30,7 @@ export function sheetIdOfDirectCall(path: string): string | null {
 export async function answerDirectSheetCall(path: string, request: SheetRequest): Promise<Response | null> {
   const sheetId = sheetIdOfDirectCall(path);
   if (sheetId === null) return null;
-  const response = await handleSheetRequest({ redis: getRedis(), db: getDb() }, request, sheetId);
+  const response = await recordedSheetRequest({ redis: getRedis(), db: getDb() }, request, sheetId);
   // The same headers the route's withSecurityHeaders gives it: this path bypasses that wrapper.
   applySecurityHeaders(response.headers, { production: getEnv().NODE_ENV === "production" });
   return response;

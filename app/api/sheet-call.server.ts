@@ -21,8 +21,11 @@ import { type ParsedQuery, parseSheetQuery } from "./sheet-query.server";
  */
 export type SheetCall = { owner: CachedOwner; sheet: SheetForQuery; query: SheetQuery; pageKey: string; etag: string };
 
+// A sheet or parameter refusal names the key's owner, whose request log and tallies it goes to.
 export type Refusal =
-  { refused: "key" } | { refused: "sheet" } | { refused: "parameter"; parsed: Extract<ParsedQuery, { ok: false }> };
+  | { refused: "key" }
+  | { refused: "sheet"; owner: CachedOwner }
+  | { refused: "parameter"; owner: CachedOwner; parsed: Extract<ParsedQuery, { ok: false }> };
 
 /**
  * The owner of `token`: cached, or looked up. A key not cached is read once to learn its owner, then read again
@@ -64,7 +67,7 @@ async function sheetOf(deps: ApiDeps, owner: CachedOwner, sheetId: string): Prom
 
 function callFor(owner: CachedOwner, sheet: SheetForQuery, search: string): SheetCall | Refusal {
   const parsed = parseSheetQuery(new URLSearchParams(search), sheet.columns);
-  if (!parsed.ok) return { refused: "parameter", parsed };
+  if (!parsed.ok) return { refused: "parameter", owner, parsed };
   const pageKey = pageCacheKey(sheet, parsed.query);
   return { owner, sheet, query: parsed.query, pageKey, etag: entityTagFor(pageKey) };
 }
@@ -79,7 +82,7 @@ export async function prepareSheetCall(
   const { hash, owner } = await ownerOf(deps, token);
   if (!owner) return { refused: "key" };
   const sheet = await sheetOf(deps, owner, sheetId);
-  if (!sheet) return { refused: "sheet" };
+  if (!sheet) return { refused: "sheet", owner };
   const call = callFor(owner, sheet, search);
   return "refused" in call ? call : { ...call, hash };
 }
@@ -98,7 +101,7 @@ export async function reloadSheetCall(
   const owner = await reloadOwner(deps, stale.hash, stale.owner.userId);
   if (!owner) return { refused: "key" };
   const sheet = await sheetOf(deps, owner, sheetId);
-  if (!sheet) return { refused: "sheet" };
+  if (!sheet) return { refused: "sheet", owner };
   const call = callFor(owner, sheet, search);
   return "refused" in call ? call : { ...call, hash: stale.hash };
 }

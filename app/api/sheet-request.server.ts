@@ -71,12 +71,26 @@ async function readPage(db: Db, call: SheetCall): Promise<CachedPage> {
 }
 
 /**
+ * What `handleSheetRequest` learnt that its answer's record needs (request-outcomes.server.ts): whose call it was,
+ * and whether the quota script already tallied the answer.
+ */
+export interface AnswerNote {
+  userId?: string;
+  tallied?: boolean;
+}
+
+/**
  * `GET /api/v1/sheets/:sheetId`. A bad key (401), an unknown sheet (404) or a bad parameter (400) is answered before
  * the quota is touched; a sheet of another account is "not found", so its existence is not revealed. A page is
  * served from this process's cache when it holds it (docs/caching.md); a matching `If-None-Match` is answered 304,
  * which counts like a 200. Over quota, 429 wins over both.
  */
-export function handleSheetRequest(deps: ApiDeps, request: SheetRequest, sheetId: string): Promise<Response> {
+export function handleSheetRequest(
+  deps: ApiDeps,
+  request: SheetRequest,
+  sheetId: string,
+  note: AnswerNote = {},
+): Promise<Response> {
   return withOutageAnswer(async () => {
     const match = BEARER.exec(request.headers.get("Authorization") ?? "");
     if (!match) return unauthorized("Send your API key as “Authorization: Bearer sm_live_…”.");
@@ -85,11 +99,17 @@ export function handleSheetRequest(deps: ApiDeps, request: SheetRequest, sheetId
 
     let call = await prepareSheetCall(deps, match[1], sheetId, search);
     for (let reloads = 0; ; reloads++) {
-      if ("refused" in call) return refusal(call, sheetId);
+      if ("refused" in call) {
+        if ("owner" in call) note.userId = call.owner.userId;
+        return refusal(call, sheetId);
+      }
       const current = call;
+      note.userId = current.owner.userId;
       const notModified = ifNoneMatch !== null && ifNoneMatchHits(ifNoneMatch, current.etag);
-      // A 304 needs no rows at all: the tag is known from the sheet's version and the query alone.
-      const metered = await meterCall(deps, current.owner, () =>
+      // A 304 needs no rows at all: the tag is known from the sheet's version and the query alone. The status rides
+      // with the quota script, which tallies the answer in the same run.
+      const owner = { ...current.owner, servedStatus: notModified ? (304 as const) : (200 as const) };
+      const metered = await meterCall(deps, owner, () =>
         notModified ? Promise.resolve(undefined) : loadPageOnce(current.pageKey, () => readPage(deps.db, current)),
       );
 
@@ -101,6 +121,7 @@ export function handleSheetRequest(deps: ApiDeps, request: SheetRequest, sheetId
         continue;
       }
       if (metered.outcome === "refused") {
+        note.tallied = true;
         const { quota } = metered;
         return problem(
           {
@@ -113,6 +134,8 @@ export function handleSheetRequest(deps: ApiDeps, request: SheetRequest, sheetId
         );
       }
 
+      // Without a quota the check was bypassed (bench only), and nothing tallied the answer.
+      note.tallied = metered.quota !== undefined;
       const headers = new Headers(metered.quota ? rateLimitHeaders(metered.quota) : undefined);
       headers.set("ETag", current.etag);
       headers.set("Cache-Control", PAGE_CACHE_CONTROL);

@@ -8,6 +8,7 @@ import {
   type HistoryRange,
 } from "~/models/usage-buckets.server";
 import { type ApiDeps, authenticate } from "./api-key-auth.server";
+import type { AnswerNote } from "./sheet-request.server";
 import { problem } from "./problem.server";
 import { withOutageAnswer } from "./quota-store-outage.server";
 
@@ -51,10 +52,16 @@ export function parseUsageHistoryQuery(params: URLSearchParams, now: Date): Pars
  * `GET /api/v1/usage/history`: the key owner's usage per hour or day, as JSON or CSV. Not metered: reading what
  * was used must never use more. A bad key is refused first, so parameter errors reveal nothing to strangers.
  */
-export function handleUsageHistoryRequest(deps: ApiDeps, request: Request, now = new Date()): Promise<Response> {
+export function handleUsageHistoryRequest(
+  deps: ApiDeps,
+  request: Request,
+  now = new Date(),
+  note: AnswerNote = {},
+): Promise<Response> {
   return withOutageAnswer(async () => {
     const owner = await authenticate(deps, request);
     if (owner instanceof Response) return owner;
+    note.userId = owner.userId;
     const parsed = parseUsageHistoryQuery(new URL(request.url).searchParams, now);
     if (!parsed.ok) {
       return problem({

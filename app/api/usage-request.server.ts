@@ -6,6 +6,7 @@ import { viaQuotaStore } from "~/models/quota-store.server";
 import type { Db } from "~/utils/db.server";
 import { periodOf } from "~/utils/period";
 import { type ApiDeps, authenticate } from "./api-key-auth.server";
+import type { AnswerNote } from "./sheet-request.server";
 import { withOutageAnswer } from "./quota-store-outage.server";
 import { rateLimitHeaders } from "./rate-limit-headers.server";
 
@@ -43,10 +44,11 @@ async function keyBreakdown(deps: { redis: Redis; db: Db }, userId: string, now:
  * per-key counts fall back to the last sync's when Redis does not answer them, and to ids without names when
  * Postgres does not; the quota itself needs Redis only.
  */
-export function handleUsageRequest(deps: ApiDeps, request: Request): Promise<Response> {
+export function handleUsageRequest(deps: ApiDeps, request: Request, note: AnswerNote = {}): Promise<Response> {
   return withOutageAnswer(async () => {
     const owner = await authenticate(deps, request);
     if (owner instanceof Response) return owner;
+    note.userId = owner.userId;
     const now = new Date();
     const [usage, keys] = await Promise.all([
       viaQuotaStore(() => getUsage(deps.redis, deps.db, owner, now)),

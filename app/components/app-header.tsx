@@ -24,6 +24,9 @@ export function AppHeader({ email }: { email: string | null }) {
               <NavLink to="/keys" className={navClass}>
                 API keys
               </NavLink>
+              <NavLink to="/logs" className={navClass}>
+                Logs
+              </NavLink>
               <NavLink to="/settings" className={navClass}>
                 Settings
               </NavLink>

@@ -23,8 +23,11 @@ export type MeteredOutcome<T> =
   | { outcome: "refused"; quota: QuotaState }
   | { outcome: "stale"; version: string };
 
-/** The owner as the caller cached it, with the cache version its data was read under. */
-export type VersionedOwner = ApiKeyOwner & { version: string };
+/**
+ * The owner as the caller cached it, with the cache version its data was read under, and the status the call will be
+ * answered with if counted (the quota script tallies it; see QuotaOwner).
+ */
+export type VersionedOwner = ApiKeyOwner & { version: string; servedStatus?: 200 | 304 };
 
 /**
  * Bench-only switch: skips the quota check so `bench/api.ts` can measure what it costs. It needs NODE_ENV other

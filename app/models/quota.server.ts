@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { errors, type Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
+import { outcomesExpiresAt, outcomesKey } from "./request-outcomes.server";
 import {
   keyUsageKey,
   periodEnd,
@@ -21,6 +22,12 @@ export interface QuotaOwner {
   monthlyLimit: number;
   /** The API key the call is made with: a counted call also counts against it. Absent, only the account counts. */
   keyId?: string;
+  /**
+   * The HTTP status a counted call will be answered with (200, or 304 for a matching If-None-Match): the script then
+   * tallies the answer by outcome (request-outcomes.server.ts) in the same run, 429 for a call it refuses. Absent,
+   * no outcome is tallied (scripts, tests, anything that is not an API answer).
+   */
+  servedStatus?: 200 | 304;
 }
 
 /** The usage thresholds the quota script reports, in percent of the month's limit. */
@@ -56,11 +63,12 @@ const STALE = -3;
 
 /**
  * KEYS[1] the counter, KEYS[2] the consumption's record, KEYS[3] the month's per-key counts (a hash, field = key
- * id), KEYS[4] and KEYS[5] the month's 80 % and 100 % marks, optionally KEYS[6] the owner's cache version
- * (owner-version.server.ts); ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value
+ * id), KEYS[4] and KEYS[5] the month's 80 % and 100 % marks, KEYS[6] the hour's outcome tallies
+ * (request-outcomes.server.ts), optionally KEYS[7] the owner's cache version (owner-version.server.ts); ARGV[1] the limit; ARGV[2] when the counter expires (unix seconds); ARGV[3] the value
  * to seed a missing counter with, or "" to only report that it is missing; ARGV[4] the deadline (unix ms); ARGV[5]
  * how long the record lives (ms); ARGV[6] the version the caller's cached data was read under ("" = missing);
- * ARGV[7] the id of the API key the call was made with ("" = none, nothing counted per key).
+ * ARGV[7] the id of the API key the call was made with ("" = none, nothing counted per key); ARGV[8] the
+ * status a counted call is answered with ("" = tally nothing); ARGV[9] when the tallies expire (unix seconds).
  * Returns { status, used, limit, "", crossed, keyId } with status 1 = counted, 0 = over the limit (not counted),
  * -1 = counter missing, -2 = withdrawn, or { -3, 0, limit, version } = stale: the caller's key, limit or sheet may
  * have changed since it cached them, so nothing is counted and the caller reloads and sends the same consumption
@@ -80,13 +88,17 @@ const STALE = -3;
  * the month's usage is "reached" without any call counting. The marks hold the limit they fired at; a raised limit
  * does not fire a threshold again in the same month (one event per threshold per month), but a threshold not yet
  * reached follows the limit in force. The record keeps the key's id, so a refund gives that key's unit back.
+ *
+ * Outcomes: with ARGV[8] set, a counted call adds one to field ARGV[8] of KEYS[6] and a refused one to field "429",
+ * in the same run (no round trip of its own). A stale, missing or withdrawn run tallies nothing, and a resend gets the
+ * recorded answer without tallying again. The record keeps the hash and field, so a refund takes the tally back.
  */
 const CONSUME_SCRIPT = `
 local recorded = redis.call('GET', KEYS[2])
 if recorded then return cjson.decode(recorded) end
 local limit = tonumber(ARGV[1])
-if KEYS[6] then
-  local version = redis.call('GET', KEYS[6]) or ''
+if KEYS[7] then
+  local version = redis.call('GET', KEYS[7]) or ''
   if version ~= ARGV[6] then return {-3, 0, limit, version} end
 end
 local now = redis.call('TIME')
@@ -112,7 +124,12 @@ if limit > 0 then
   end
   if used >= limit and redis.call('SET', KEYS[5], limit, 'NX', 'EXAT', ARGV[2]) then crossed = crossed + 2 end
 end
-local answer = {status, used, limit, '', crossed, ARGV[7]}
+local outcome = ''
+if ARGV[8] ~= '' then
+  if status == 1 then outcome = ARGV[8] else outcome = '429' end
+  if redis.call('HINCRBY', KEYS[6], outcome, 1) == 1 then redis.call('EXPIREAT', KEYS[6], ARGV[9]) end
+end
+local answer = {status, used, limit, '', crossed, ARGV[7], KEYS[6], outcome}
 redis.call('SET', KEYS[2], cjson.encode(answer), 'PX', ARGV[5])
 return answer
 `;
@@ -123,7 +140,8 @@ return answer
  * Gives back the unit of a consumption that was counted and not yet refunded, and only that, so a resent refund
  * cannot give back two; the key it was counted against (kept in the record) gets its unit back too. A consumption
  * not seen yet is withdrawn before it arrives: if a copy of it is still on its way, it will not count. Never
- * creates a counter (a DECR on a missing key would start the month at -1), nor a per-key count. A threshold mark
+ * creates a counter (a DECR on a missing key would start the month at -1), nor a per-key count; the outcome
+ * tally the consumption made (recorded with it) is taken back the same way. A threshold mark
  * stays: the month reached it, and a refunded call does not make it fire twice.
  */
 const REFUND_SCRIPT = `
@@ -140,6 +158,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
 local keyId = answer[6]
 if keyId and keyId ~= '' and redis.call('HEXISTS', KEYS[3], keyId) == 1 then
   redis.call('HINCRBY', KEYS[3], keyId, -1)
+end
+local outcomes, outcome = answer[7], answer[8]
+if outcome and outcome ~= '' and redis.call('HEXISTS', outcomes, outcome) == 1 then
+  redis.call('HINCRBY', outcomes, outcome, -1)
 end
 return 1
 `;
@@ -406,6 +428,7 @@ async function runConsumption(
     keyUsageKey(owner.userId, period),
     thresholdMarkKey(owner.userId, period, 80),
     thresholdMarkKey(owner.userId, period, 100),
+    outcomesKey(owner.userId, now),
   ];
   if (expected) keys.push(expected.key);
   // The deadline starts when the script is queued, no later than the transport starts its own clock for the
@@ -418,6 +441,8 @@ async function runConsumption(
     String(CONSUMPTION_RECORD_MS),
     expected?.version ?? "",
     owner.keyId ?? "",
+    owner.servedStatus === undefined ? "" : String(owner.servedStatus),
+    owner.servedStatus === undefined ? "" : String(outcomesExpiresAt(now)),
   ];
 
   let [status, used, limit, version, crossed] = await runConsume(redis, keys, argsWith(""));

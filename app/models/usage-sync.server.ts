@@ -10,6 +10,7 @@ import {
   previousPeriod,
   QUOTA_KEY_PATTERN,
 } from "~/utils/period";
+import { syncOutcomeSnapshots } from "./outcome-sync.server";
 import {
   type ChunkStatus,
   type ClaimRequest,
@@ -388,6 +389,11 @@ export async function syncUsageSnapshots(
       // and the runs of the coming hours pass them over. Not recorded (Postgres failed just now), the next run
       // writes them again — the same values, under GREATEST — and records it.
       await recordFinalPeriod(db, previousPeriod(runPeriod), run.id).catch(() => {});
+      // The outcome tallies' own step (outcome-sync.server.ts), once per run that covered every counter. Its
+      // failure fails nothing here: the tallies live a day, and the next run copies them.
+      await syncOutcomeSnapshots(deps, { budgetMs: options.budgetMs }).catch((error: unknown) => {
+        console.warn(`sync: outcome tallies not copied this run: ${(error as Error).message}`);
+      });
     }
     const next = recorded.status === "continued" ? { runId: run.id, step: recorded.step } : undefined;
     return { runId: run.id, ...recorded, ...(next ? { next } : {}) };

@@ -1,6 +1,6 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
 import { methodNotAllowed } from "~/api/problem.server";
-import { handleSheetRequest } from "~/api/sheet-request.server";
+import { recordedSheetRequest } from "~/api/answer-record.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
 import { withSecurityHeaders } from "~/utils/resource-route.server";
@@ -11,7 +11,7 @@ import { withSecurityHeaders } from "~/utils/resource-route.server";
 export const loader = withSecurityHeaders(({ request, params }: LoaderFunctionArgs) =>
   request.method !== "GET"
     ? methodNotAllowed(["GET"])
-    : handleSheetRequest({ redis: getRedis(), db: getDb() }, request, params.sheetId ?? ""),
+    : recordedSheetRequest({ redis: getRedis(), db: getDb() }, request, params.sheetId ?? ""),
 );
 
 export const action = withSecurityHeaders(() => methodNotAllowed(["GET"]));

@@ -1,8 +1,7 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
 import { methodNotAllowed } from "~/api/problem.server";
+import { withRecordedAnswer } from "~/api/answer-record.server";
 import { handleUsageHistoryRequest } from "~/api/usage-history-request.server";
-import { getDb } from "~/utils/db.server";
-import { getRedis } from "~/utils/redis.server";
 import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 /** `GET /api/v1/usage/history` — usage per hour or day as JSON or CSV; consumes nothing. See docs/api.md. */
@@ -10,7 +9,7 @@ import { withSecurityHeaders } from "~/utils/resource-route.server";
 export const loader = withSecurityHeaders(({ request }: LoaderFunctionArgs) =>
   request.method !== "GET"
     ? methodNotAllowed(["GET"])
-    : handleUsageHistoryRequest({ redis: getRedis(), db: getDb() }, request),
+    : withRecordedAnswer(request, (deps, note) => handleUsageHistoryRequest(deps, request, new Date(), note)),
 );
 
 export const action = withSecurityHeaders(() => methodNotAllowed(["GET"]));

@@ -1,8 +1,7 @@
 import type { LoaderFunctionArgs } from "@remix-run/node";
 import { methodNotAllowed } from "~/api/problem.server";
+import { withRecordedAnswer } from "~/api/answer-record.server";
 import { handleUsageRequest } from "~/api/usage-request.server";
-import { getDb } from "~/utils/db.server";
-import { getRedis } from "~/utils/redis.server";
 import { withSecurityHeaders } from "~/utils/resource-route.server";
 
 /** `GET /api/v1/usage` — the key owner's usage this month; consumes nothing. See docs/api.md. */
@@ -10,7 +9,7 @@ import { withSecurityHeaders } from "~/utils/resource-route.server";
 export const loader = withSecurityHeaders(({ request }: LoaderFunctionArgs) =>
   request.method !== "GET"
     ? methodNotAllowed(["GET"])
-    : handleUsageRequest({ redis: getRedis(), db: getDb() }, request),
+    : withRecordedAnswer(request, (deps, note) => handleUsageRequest(deps, request, note)),
 );
 
 export const action = withSecurityHeaders(() => methodNotAllowed(["GET"]));

@@ -19,11 +19,12 @@ import { listKeyUsage } from "~/models/key-usage.server";
 import { getUsage } from "~/models/quota.server";
 import { getLastSyncRun } from "~/models/sync-runs.server";
 import { listNewestSheets } from "~/models/sheets.server";
-import { getChartHistory } from "~/models/usage-history.server";
+import { getOutcomeHistory } from "~/models/request-outcomes.server";
+import { getChartHistory, rangeStart } from "~/models/usage-history.server";
 import { databaseUnavailablePage } from "~/utils/database-outage.server";
 import { type Db, getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
-import { periodOf } from "~/utils/period";
+import { HOUR_MS, hourBucket, periodOf } from "~/utils/period";
 import { getRedis } from "~/utils/redis.server";
 import { getUserId } from "~/utils/session.server";
 import { parseRange, parseView, type UsageRange, type UsageView } from "~/utils/usage-ranges";
@@ -96,11 +97,25 @@ export async function loader({ request }: LoaderFunctionArgs) {
   const owner = { userId: user.id, monthlyLimit: user.monthlyLimit };
 
   // Live count (Redis) and history (Postgres) are independent; each part that fails is replaced by a message.
-  const [[usage, byKey], [history, lastSync, sheets]] = await Promise.all([
+  const [[usage, byKey, outcomes], [history, lastSync, sheets]] = await Promise.all([
     Promise.allSettled([
       withTimeout(() => getUsage(getRedis(), db, owner, now), "live usage"),
       // Live from Redis; the last sync's counts when Redis does not answer (listKeyUsage falls back by itself).
       withTimeout(() => listKeyUsage({ redis: getRedis(), db }, user.id, now), "usage by key"),
+      // Refused calls for the chart (docs/outcomes.md): tallied per account, so not shown for one key. A day before
+      // the range too, so a per-day bar view's first, widened day is whole.
+      keyId
+        ? Promise.resolve([])
+        : withTimeout(
+            () =>
+              getOutcomeHistory(
+                { redis: getRedis(), db },
+                user.id,
+                new Date(rangeStart(range, now).getTime() - 24 * HOUR_MS),
+                new Date(hourBucket(now).getTime() + HOUR_MS),
+              ),
+            "call outcomes",
+          ),
     ]),
     persisted ?? loadPersistedParts(db, user.id, range, view, now, keyId),
   ]);
@@ -146,6 +161,9 @@ export async function loader({ request }: LoaderFunctionArgs) {
           used: key.used,
         })),
       })),
+      outcomes: part(outcomes, "call outcomes", (hours) =>
+        hours.map(({ hour, counts }) => ({ hour: new Date(hour).toISOString(), counts: { ...counts } })),
+      ),
       lastSync: part(lastSync, "last sync", (run) =>
         run
           ? {
@@ -213,6 +231,7 @@ export default function Dashboard() {
             live={chartLive}
             limit={limit}
             serverNow={data.now}
+            outcomes={data.outcomes.ok ? data.outcomes.data : []}
           />
         )}
         <KeyUsageTable byKey={data.byKey} range={data.range} view={data.view} selectedKeyId={data.keyId} />

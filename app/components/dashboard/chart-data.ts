@@ -1,5 +1,12 @@
 import { HOUR_MS } from "~/utils/period";
-import type { ChartBucket, ChartGranularity, ChartPoint, LiveUsage } from "./types";
+import {
+  type ChartBucket,
+  type ChartGranularity,
+  type ChartPoint,
+  type LiveUsage,
+  type OutcomeHourView,
+  REFUSED_STATUS_CODES,
+} from "./types";
 
 /**
  * One x position on the chart. `synced` draws the persisted line; `pending` draws the dashed segment from the last
@@ -14,6 +21,10 @@ export interface ChartDatum {
   live?: true;
   /** Bars only: the first instant of the hour or day (a bar stands at its bucket's middle). */
   start?: number;
+  /** Bars only: calls refused in the bucket (400, 401, 404, 429, 503), stacked on top of the served ones. */
+  refused?: number;
+  /** Bars only: the refused calls by status, for the tooltip and the table. */
+  refusedByStatus?: Record<string, number>;
 }
 
 /**
@@ -104,12 +115,88 @@ export interface YScale {
   limitOnScale: boolean;
 }
 
-/** The highest value drawn; stacked bars count their synced and pending parts together. */
+/** The highest value drawn; stacked bars count their synced, pending and refused parts together. */
 export function highestValue(data: readonly ChartDatum[], stacked = false): number {
   return data.reduce(
-    (max, d) => Math.max(max, stacked ? (d.synced ?? 0) + (d.pending ?? 0) : Math.max(d.synced ?? 0, d.pending ?? 0)),
+    (max, d) =>
+      Math.max(
+        max,
+        stacked ? (d.synced ?? 0) + (d.pending ?? 0) + (d.refused ?? 0) : Math.max(d.synced ?? 0, d.pending ?? 0),
+      ),
     0,
   );
+}
+
+/** The refused answers of one hour, by status, and their sum. */
+export function refusedOf(counts: Record<string, number>): { total: number; byStatus: Record<string, number> } {
+  const byStatus: Record<string, number> = {};
+  let total = 0;
+  for (const status of REFUSED_STATUS_CODES) {
+    const n = counts[status] ?? 0;
+    if (n > 0) {
+      byStatus[status] = n;
+      total += n;
+    }
+  }
+  return { total, byStatus };
+}
+
+/** The refused answers of the hours in [from, to), summed, by status. */
+export function refusedInRange(
+  outcomes: readonly OutcomeHourView[],
+  from: number,
+  to: number,
+): { total: number; byStatus: Record<string, number> } {
+  const byStatus: Record<string, number> = {};
+  let total = 0;
+  for (const hour of outcomes) {
+    const t = Date.parse(hour.hour);
+    if (t < from || t >= to) continue;
+    const refused = refusedOf(hour.counts);
+    total += refused.total;
+    for (const [status, n] of Object.entries(refused.byStatus)) byStatus[status] = (byStatus[status] ?? 0) + n;
+  }
+  return { total, byStatus };
+}
+
+/** "401 ×3, 404 ×1" */
+export function describeRefused(byStatus: Record<string, number>): string {
+  return Object.entries(byStatus)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([status, n]) => `${status} ×${n}`)
+    .join(", ");
+}
+
+/**
+ * Stacks each hour's refused answers on the bars of its bucket (hour or UTC day) within [from, to); a bucket with
+ * refused answers only gets a bar of its own. Returns the data in time order.
+ */
+export function withRefusedBars(
+  data: ChartDatum[],
+  outcomes: readonly OutcomeHourView[],
+  granularity: ChartGranularity,
+  from: number,
+  to: number,
+): ChartDatum[] {
+  const size = granularity === "day" ? DAY_MS : HOUR_MS;
+  const byStart = new Map(data.map((d) => [d.start ?? d.t - size / 2, d]));
+  for (const hour of outcomes) {
+    const t = Date.parse(hour.hour);
+    if (t < from || t >= to) continue;
+    const refused = refusedOf(hour.counts);
+    if (refused.total === 0) continue;
+    const start = Math.floor(t / size) * size;
+    let datum = byStart.get(start);
+    if (!datum) {
+      datum = { t: start + size / 2, start };
+      byStart.set(start, datum);
+      data.push(datum);
+    }
+    datum.refused = (datum.refused ?? 0) + refused.total;
+    const byStatus = (datum.refusedByStatus ??= {});
+    for (const [status, n] of Object.entries(refused.byStatus)) byStatus[status] = (byStatus[status] ?? 0) + n;
+  }
+  return data.sort((a, b) => a.t - b.t);
 }
 
 /**

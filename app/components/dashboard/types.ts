@@ -59,6 +59,15 @@ export interface ChartBucket {
   calls: number;
 }
 
+/** Answers of one UTC hour by HTTP status ("200", "401"…), synced and live together (docs/outcomes.md). */
+export interface OutcomeHourView {
+  hour: string;
+  counts: Record<string, number>;
+}
+
+/** The statuses the chart stacks as refused: the answers that served nothing. */
+export const REFUSED_STATUS_CODES = ["400", "401", "404", "429", "503"] as const;
+
 /** The bar views' range, in whole buckets (a "7 d" range by day covers the eight days it touches). */
 export interface ChartBars {
   from: string;

@@ -14,7 +14,7 @@ import {
 } from "recharts";
 import { useState } from "react";
 import { HOUR_MS } from "~/utils/period";
-import { type ChartDatum, xTicks } from "./chart-data";
+import { type ChartDatum, describeRefused, xTicks } from "./chart-data";
 import type { ChartGranularity } from "./types";
 import { formatAxisCount, formatClock, formatCount, formatDate, formatHour, formatTick } from "~/utils/format";
 
@@ -35,6 +35,8 @@ const Y_AXIS_WIDTH = 64;
 const DAY_MS = 24 * HOUR_MS;
 // amber-600: a filled area needs only the 3:1 of graphics.
 const PENDING_BAR = "#d97706";
+// rose-700: refused calls, apart from the limit's red-700 line, which the bar views do not draw.
+const REFUSED_BAR = "#be123c";
 
 function LiveDot({ cx, cy, payload }: DotItemDotProps) {
   if (!(payload as ChartDatum).live || cx == null || cy == null) return null;
@@ -68,6 +70,11 @@ function BarTooltip({ active, payload, granularity }: TooltipContentProps & { gr
         {formatCount((datum.synced ?? 0) + (datum.pending ?? 0))} calls
         {datum.pending ? ` (${formatCount(datum.pending)} not yet synced)` : ""}
       </p>
+      {datum.refused ? (
+        <p className="tabular-nums text-rose-800">
+          {formatCount(datum.refused)} refused ({describeRefused(datum.refusedByStatus ?? {})})
+        </p>
+      ) : null}
     </div>
   );
 }
@@ -201,6 +208,16 @@ export function UsageChartCanvas({ data, limit, limitSteps, yTicks, from, to, ho
             name="Not yet synced"
             stackId="calls"
             fill={PENDING_BAR}
+            barSize={barSize}
+            isAnimationActive={false}
+          />
+        )}
+        {kind === "line" ? null : (
+          <Bar
+            dataKey="refused"
+            name="Refused"
+            stackId="calls"
+            fill={REFUSED_BAR}
             barSize={barSize}
             isAnimationActive={false}
           />

@@ -1,9 +1,19 @@
 import { Form, Link } from "@remix-run/react";
 import { lazy, Suspense, useState, type ReactNode } from "react";
 import { USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
-import { buildBarData, buildChartData, type ChartDatum, highestLimit, limitChanges, yScale } from "./chart-data";
+import {
+  buildBarData,
+  buildChartData,
+  type ChartDatum,
+  describeRefused,
+  highestLimit,
+  limitChanges,
+  refusedInRange,
+  withRefusedBars,
+  yScale,
+} from "./chart-data";
 import { formatClock, formatCount, formatDate, formatHour, formatPercent } from "~/utils/format";
-import type { ChartBars, ChartGranularity, ChartPoint, KeyUsageView, LiveUsage, Part } from "./types";
+import type { ChartBars, ChartGranularity, ChartPoint, KeyUsageView, LiveUsage, OutcomeHourView, Part } from "./types";
 import { useHydrated } from "~/components/use-hydrated";
 import type { UsageChartCanvasProps } from "./usage-chart-canvas.client";
 
@@ -50,6 +60,7 @@ export function UsageChart({
   live,
   limit,
   serverNow,
+  outcomes = [],
 }: {
   range: UsageRange;
   view: UsageView;
@@ -61,6 +72,8 @@ export function UsageChart({
   live: LiveUsage | null;
   limit: number;
   serverNow: string;
+  /** The account's answers per hour by status, for the refused calls; empty when a key is picked or unavailable. */
+  outcomes?: OutcomeHourView[];
 }) {
   const option = RANGE_OPTIONS.find((o) => o.value === range) ?? RANGE_OPTIONS[1];
   const points = history.ok ? history.data.points : [];
@@ -107,7 +120,7 @@ export function UsageChart({
             minute.
           </Message>
         ) : bars ? (
-          <BarsBody bars={bars} live={live} emptyText={`No calls were synced in ${option.long}.`} />
+          <BarsBody bars={bars} live={live} outcomes={outcomes} emptyText={`No calls were synced in ${option.long}.`} />
         ) : (
           <CumulativeBody
             points={points}
@@ -117,11 +130,17 @@ export function UsageChart({
             to={Math.max(Date.parse(serverNow), live ? Date.parse(live.at) : 0)}
             hourly={range === "24h"}
             emptyText={`No calls${key ? ` with ${key.name}` : ""} were synced in ${option.long}.`}
+            refused={refusedInRange(outcomes, Date.parse(history.data.from), Number.POSITIVE_INFINITY)}
+            perHourHref={chartSearch(range, "hour", keyId)}
           />
         )}
       </div>
       <div className="mt-3 flex flex-wrap items-center justify-between gap-x-5 gap-y-2">
-        <Legend showLive={live !== null} bars={bars !== null} />
+        <Legend
+          showLive={live !== null}
+          bars={bars !== null}
+          refused={bars !== null && refusedInRange(outcomes, Date.parse(bars.from), Date.parse(bars.to)).total > 0}
+        />
         {history.ok ? (
           // A plain link: the route answers an attachment, which a client-side navigation could not receive.
           // The CSV is the account's usage; the key picker does not apply to it, and the label says so.
@@ -222,6 +241,8 @@ function CumulativeBody({
   to,
   hourly,
   emptyText,
+  refused,
+  perHourHref,
 }: {
   points: ChartPoint[];
   live: LiveUsage | null;
@@ -230,6 +251,8 @@ function CumulativeBody({
   to: number;
   hourly: boolean;
   emptyText: string;
+  refused: { total: number; byStatus: Record<string, number> };
+  perHourHref: string;
 }) {
   const [showLimit, setShowLimit] = useState(false);
   const data = buildChartData(points, live, limit);
@@ -295,6 +318,25 @@ function CumulativeBody({
           {showLimit ? "Fit to usage" : "Show limit"}
         </button>
       ) : null}
+      {refused.total > 0 ? (
+        // The running total counts served calls only; refused ones are a separate series, told here and drawn per hour.
+        <p data-testid="chart-refused" className="mt-2 text-sm text-rose-800">
+          {formatCount(refused.total)} {refused.total === 1 ? "call was" : "calls were"} refused in this range (
+          {describeRefused(refused.byStatus)}).{" "}
+          <Link
+            to={perHourHref}
+            preventScrollReset
+            className="font-medium text-indigo-700 underline underline-offset-2 hover:text-indigo-900"
+          >
+            See them per hour
+          </Link>{" "}
+          or in the{" "}
+          <Link to="/logs?status=refused" className="font-medium text-indigo-700 underline underline-offset-2">
+            request log
+          </Link>
+          .
+        </p>
+      ) : null}
       {points.length === 0 ? (
         <p className="mt-2 text-sm text-slate-600">
           Your calls appear here as history after the next hourly sync; until then only the live value is shown.
@@ -312,11 +354,28 @@ function CumulativeBody({
   );
 }
 
-function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage | null; emptyText: string }) {
-  const data = buildBarData(bars.buckets, live, bars.granularity);
+function BarsBody({
+  bars,
+  live,
+  outcomes,
+  emptyText,
+}: {
+  bars: ChartBars;
+  live: LiveUsage | null;
+  outcomes: OutcomeHourView[];
+  emptyText: string;
+}) {
+  const data = withRefusedBars(
+    buildBarData(bars.buckets, live, bars.granularity),
+    outcomes,
+    bars.granularity,
+    Date.parse(bars.from),
+    Date.parse(bars.to),
+  );
   if (data.length === 0) return <Message>{emptyText}</Message>;
   const scale = yScale(data, null, { stacked: true });
   const total = data.reduce((sum, d) => sum + (d.synced ?? 0) + (d.pending ?? 0), 0);
+  const refused = data.reduce((sum, d) => sum + (d.refused ?? 0), 0);
   const unit = bars.granularity === "day" ? "day" : "hour";
   const label = (d: ChartDatum) => bucketLabel(d.start ?? d.t, bars.granularity);
   const bucketsByStart = new Map(bars.buckets.map((b) => [Date.parse(b.start), b]));
@@ -326,9 +385,17 @@ function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage 
         <span className="font-medium tabular-nums text-slate-900">{formatCount(total)}</span> calls from{" "}
         {bucketLabel(Date.parse(bars.from), bars.granularity)}
         {data.some((d) => d.pending) ? ", including the ones not yet synced" : ""}
+        {refused > 0 ? (
+          <>
+            {" · "}
+            <span data-testid="chart-refused" className="whitespace-nowrap text-rose-800">
+              <span className="font-medium tabular-nums">{formatCount(refused)}</span> refused
+            </span>
+          </>
+        ) : null}
       </p>
       <figcaption className="sr-only">
-        {`Calls per ${unit}: ${data.length} ${unit}s with calls, ${formatCount(total)} in all. The table below lists each.`}
+        {`Calls per ${unit}: ${data.length} ${unit}s with calls, ${formatCount(total)} in all${refused > 0 ? `, and ${formatCount(refused)} refused` : ""}. The table below lists each.`}
       </figcaption>
       <div className={`relative mt-2 ${PLOT_BOX}`}>
         <Plot
@@ -344,13 +411,14 @@ function BarsBody({ bars, live, emptyText }: { bars: ChartBars; live: LiveUsage 
       </div>
       <ValuesTable
         caption={`Calls per ${unit} (UTC)`}
-        columns={[unit === "day" ? "Day (UTC)" : "Hour (UTC)", `Calls in the ${unit}`, "Month so far"]}
+        columns={[unit === "day" ? "Day (UTC)" : "Hour (UTC)", `Calls in the ${unit}`, "Month so far", "Refused"]}
         rows={data.map((d) => {
           const bucket = d.start === undefined ? undefined : bucketsByStart.get(d.start);
           return [
             d.pending ? `${label(d)} (incl. ${formatCount(d.pending)} not yet synced)` : label(d),
             formatCount((d.synced ?? 0) + (d.pending ?? 0)),
             bucket ? formatCount(bucket.used + (d.pending ?? 0)) : live ? formatCount(live.used) : "—",
+            d.refused ? `${formatCount(d.refused)} (${describeRefused(d.refusedByStatus ?? {})})` : "0",
           ];
         })}
       />
@@ -438,7 +506,7 @@ function Message({ children }: { children: ReactNode }) {
   );
 }
 
-function Legend({ showLive, bars }: { showLive: boolean; bars: boolean }) {
+function Legend({ showLive, bars, refused }: { showLive: boolean; bars: boolean; refused: boolean }) {
   return (
     <ul className="flex flex-wrap gap-x-5 gap-y-1 text-xs text-slate-700" aria-label="Chart legend">
       <li className="flex items-center gap-1.5">
@@ -459,6 +527,12 @@ function Legend({ showLive, bars }: { showLive: boolean; bars: boolean }) {
             />
           )}
           Now — not yet synced
+        </li>
+      ) : null}
+      {refused ? (
+        <li className="flex items-center gap-1.5">
+          <span aria-hidden="true" className="inline-block h-3 w-3 bg-rose-700" />
+          Refused (400, 401, 404, 429, 503)
         </li>
       ) : null}
       {bars ? null : (
