@@ -138,6 +138,22 @@ export function loadPageOnce(pageKey: string, load: () => Promise<CachedPage>): 
   return loading;
 }
 
+/**
+ * Drops what this process holds about a deleted account: its keys, its sheet lookups and its sheets' pages. Other
+ * processes learn of the deletion from the owner-version bump; this one also stops holding the rows in memory.
+ */
+export function forgetAccount(account: { userId: string; keyHashes: string[]; sheetIds: string[] }): void {
+  for (const hash of account.keyHashes) owners.delete(hash);
+  const sheetPrefix = `${account.userId}/`;
+  for (const key of [...sheets.keys()]) if (key.startsWith(sheetPrefix)) sheets.delete(key);
+  // Page keys are JSON arrays that start with the sheet id (entity-tag.server.ts).
+  const pagePrefixes = account.sheetIds.map((sheetId) => `${JSON.stringify([sheetId]).slice(0, -1)},`);
+  if (pagePrefixes.length === 0) return;
+  for (const key of [...pages.keys()]) {
+    if (pagePrefixes.some((prefix) => key.startsWith(prefix))) pages.delete(key);
+  }
+}
+
 /** What the caches hold, for tests and benches. */
 export function hotCacheStats() {
   return {
