@@ -44,7 +44,7 @@ export const PAGE_MAX_ENTRY_BYTES = 4 * 1024 * 1024;
 
 // Entries the version check covers live up to a minute anyway: a backstop for a bump that never reached Redis
 // (the process that made the change lost Redis in between), and bounded staleness for the unmetered bench mode.
-const VERIFIED_TTL_MS = 60_000;
+export const VERIFIED_TTL_MS = 60_000;
 // Refusals (unknown or revoked key, no such sheet) cannot be checked by the quota script — they never reach it —
 // so they are remembered for at most a second; a key or sheet cannot come back from either state anyway.
 export const REFUSAL_TTL_MS = 1_000;

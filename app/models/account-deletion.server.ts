@@ -1,10 +1,10 @@
 import type { Redis } from "@upstash/redis";
-import { forgetAccount } from "~/api/hot-cache.server";
+import { forgetAccount, VERIFIED_TTL_MS } from "~/api/hot-cache.server";
 import type { Db } from "~/utils/db.server";
 import { keyUsageKey, nextPeriod, periodOf, previousPeriod, quotaKey, thresholdMarkKey } from "~/utils/period";
 import { historyExportLimitKey, testEventLimitKey } from "./action-limits.server";
 import { queueDeletedKeyEntries } from "./api-keys.server";
-import { ownerVersionKey, queueOwnerVersionBump } from "./owner-version.server";
+import { queueOwnerVersionBump } from "./owner-version.server";
 import { passwordReentryKey } from "./password-reentry.server";
 import { deleteSheet } from "./sheets.server";
 
@@ -21,7 +21,8 @@ import { deleteSheet } from "./sheets.server";
  * 3. Postgres: the keys (returned, in case one was created meanwhile), then the user, whose deletion cascades to
  *    sessions, webhook endpoint and deliveries, and (by trigger, decision 0008) to usage and key-usage snapshots;
  * 4. the account's Redis keys, by name: counters, per-key counts and threshold marks of the months that can still
- *    have them, the cache version, and the throttles and limits keyed by the account.
+ *    have them, and the throttles and limits keyed by the account; the cache version is left to expire a minute
+ *    later (DELETED_ACCOUNT_VERSION_TTL_SECONDS), when no process can hold anything of the account any more.
  * Running it again after a failure finishes the job: an account already gone in Postgres still gets step 4.
  */
 export interface AccountDeletionDeps {
@@ -45,6 +46,9 @@ export interface AccountDeletion {
     redisKeys: number;
   };
 }
+
+/** How long a deleted account's cache version outlives it: the API's in-memory entries last at most a minute. */
+export const DELETED_ACCOUNT_VERSION_TTL_SECONDS = VERIFIED_TTL_MS / 1000 + 5;
 
 interface AccountInventory {
   userId: string;
@@ -79,7 +83,6 @@ function accountRedisKeys(account: AccountInventory, now: Date): string[] {
       thresholdMarkKey(account.userId, period, 80),
       thresholdMarkKey(account.userId, period, 100),
     ]),
-    ownerVersionKey(account.userId),
     testEventLimitKey(account.userId),
     ...account.keys.map((key) => historyExportLimitKey(account.userId, key.id)),
     ...account.sessionIds.map((sessionId) => passwordReentryKey(account.userId, sessionId)),
@@ -159,8 +162,13 @@ export async function deleteAccount(
   }
 
   // Step 4. DEL of a missing key is harmless, so naming keys that never existed costs nothing but bytes.
-  const keys = accountRedisKeys(account, now);
-  const redisKeys = await redis.del(...keys);
+  // The cache version is not deleted but replaced once more, to expire just after the last entry any process may
+  // hold in memory: a missing version reads as "", and an account that never had one was cached under "" — so
+  // deleting it would make those entries current again, and another process would serve the deleted keys.
+  const cleanup = redis.pipeline();
+  cleanup.del(...accountRedisKeys(account, now));
+  queueOwnerVersionBump(cleanup, userId, DELETED_ACCOUNT_VERSION_TTL_SECONDS);
+  const [redisKeys] = await cleanup.exec<[number, unknown]>();
 
   return {
     userId,
