@@ -6,7 +6,14 @@ import {
   clearPasswordReentries,
   type PasswordReentryAdmission,
 } from "~/models/password-reentry.server";
-import { changeEmail, changePassword, normalizeEmail, type PublicUser, verifyUserPassword } from "~/models/user.server";
+import {
+  changeEmail,
+  changePassword,
+  getUserById,
+  normalizeEmail,
+  type PublicUser,
+  verifyUserPassword,
+} from "~/models/user.server";
 import { deleteOtherSessions } from "~/models/sessions.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { noticeCookie } from "~/utils/notice.server";
@@ -113,7 +120,23 @@ export async function handleAccountAction(
 
   if (!(await verifyUserPassword(db, user.id, input.password))) return failure(intent, { password: WRONG_PASSWORD });
   // The bulk pool: a large account's rows can take longer to delete than a page's statement deadline allows.
-  await deleteAccount({ db: getBulkDb(), redis }, user.id);
+  try {
+    await deleteAccount({ db: getBulkDb(), redis }, user.id);
+  } catch (error) {
+    console.error("settings: account deletion failed:", error);
+    // Redis or Postgres failed on the way. While the account is still in Postgres (perhaps with some sheets gone
+    // already) the customer tries again, and the deletion picks up where it stopped. Once it is gone from Postgres,
+    // only Redis keys can be left, which expire on their own (or `user:delete` finishes them): they are signed out.
+    const stillThere = await getUserById(db, user.id).catch(() => true);
+    if (stillThere) {
+      return failure(
+        intent,
+        { form: "We could not delete your account just now: a service is not answering. Try again in a minute." },
+        503,
+        { "Retry-After": "60" },
+      );
+    }
+  }
   // The session row went with the account; the browser forgets its cookie and learns what happened on the home page.
   const headers = new Headers();
   headers.append("Set-Cookie", await endedSessionCookie(request));
