@@ -89,7 +89,7 @@ test("a customer changes their email, then deletes the account, and nothing of i
 
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.goto("/settings");
-  const account = page.getByRole("region", { name: "Account" });
+  const account = page.getByRole("region", { name: "Account", exact: true });
   await expect(account.getByTestId("account-email")).toHaveText(user.email);
   await expect(account).toContainText("free");
   await expect(account).toContainText("1,000 API calls");
