@@ -17,6 +17,7 @@ import {
 import { deleteOtherSessions } from "~/models/sessions.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { noticeCookie } from "~/utils/notice.server";
+import { getQstash } from "~/utils/qstash.server";
 import { getRedis } from "~/utils/redis.server";
 import { endedSessionCookie } from "~/utils/session.server";
 import { emailSchema, fieldErrors, newPasswordSchema } from "~/utils/validation";
@@ -121,7 +122,7 @@ export async function handleAccountAction(
   if (!(await verifyUserPassword(db, user.id, input.password))) return failure(intent, { password: WRONG_PASSWORD });
   // The bulk pool: a large account's rows can take longer to delete than a page's statement deadline allows.
   try {
-    await deleteAccount({ db: getBulkDb(), redis }, user.id);
+    await deleteAccount({ db: getBulkDb(), redis, qstash: getQstash() }, user.id);
   } catch (error) {
     console.error("settings: account deletion failed:", error);
     // Redis or Postgres failed on the way. While the account is still in Postgres (perhaps with some sheets gone

@@ -1,3 +1,4 @@
+import type { Client } from "@upstash/qstash";
 import type { Redis } from "@upstash/redis";
 import { forgetAccount, VERIFIED_TTL_MS } from "~/api/hot-cache.server";
 import type { Db } from "~/utils/db.server";
@@ -7,6 +8,7 @@ import { queueDeletedKeyEntries } from "./api-keys.server";
 import { queueOwnerVersionBump } from "./owner-version.server";
 import { passwordReentryKey } from "./password-reentry.server";
 import { deleteSheet } from "./sheets.server";
+import { cancelQueuedDeliveries } from "./webhook-publish.server";
 
 /**
  * "Delete my account": everything the account owns, in Postgres, in Redis and in this process's memory, so that
@@ -28,6 +30,8 @@ import { deleteSheet } from "./sheets.server";
 export interface AccountDeletionDeps {
   db: Db;
   redis: Redis;
+  /** Cancels the account's messages still waiting in QStash; without it (tests of the stores alone) they run out. */
+  qstash?: Pick<Client, "messages">;
 }
 
 export interface AccountDeletion {
@@ -67,6 +71,8 @@ async function runFeatureCleanups(deps: AccountDeletionDeps, account: AccountInv
   // owns outside its rows (a URL source's QStash refresh schedule, for one) is removed the way a sheet deleted by
   // hand removes it: add it there, and account deletion does it too.
   for (const sheet of account.sheets) await deleteSheet(deps.redis, deps.db, account.userId, sheet.id);
+  // Usage alerts QStash still holds (queued, or between retries) are cancelled, so the receiver hears no more.
+  if (deps.qstash) await cancelQueuedDeliveries({ db: deps.db, qstash: deps.qstash }, account.userId);
   // Outcome counters, the request log and OutcomeSnapshot rows go here: `await deleteOutcomeData(account.userId)`.
 }
 

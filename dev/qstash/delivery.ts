@@ -192,7 +192,8 @@ export function createDeliveryQueue({ now, log, retryDelayMs, maxRetryDelayMs, s
     record.durationMs = Date.now() - started;
     message.attempts.push(record);
     // Cancelled while this attempt was on its way: it was made, but nothing follows it (no callback, no retry).
-    if (closed || message.state === "cancelled") {
+    // (`cancel()` changes the state while the attempt awaits; TypeScript only sees the "delivering" set above.)
+    if (closed || (message.state as MessageState) === "cancelled") {
       message.markFirstAttempt();
       notifyIfIdle();
       return;
