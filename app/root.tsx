@@ -6,6 +6,7 @@ import { AppHeader } from "~/components/app-header";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import stylesheet from "~/tailwind.css";
 import { getOptionalUser } from "~/auth/session-user.server";
+import { carriesSessionCookie } from "~/utils/session.server";
 import { useNonce } from "~/utils/nonce";
 
 // zod probes for `new Function` the first time it builds an object schema, which the CSP (rightly) refuses and
@@ -23,8 +24,14 @@ export const meta: MetaFunction = () => [
 ];
 
 export async function loader({ request }: LoaderFunctionArgs) {
-  const user = await getOptionalUser(request).catch(() => null);
-  return { user: user ? { email: user.email } : null };
+  try {
+    const user = await getOptionalUser(request);
+    return { user: user ? { email: user.email } : null, sessionUnknown: false };
+  } catch {
+    // Postgres did not answer, so whether a session cookie is still good cannot be known. Saying "signed out"
+    // would offer "Log in / Sign up" to a signed-in customer on the very page that explains the outage.
+    return { user: null, sessionUnknown: carriesSessionCookie(request) };
+  }
 }
 
 export function Layout({ children }: { children: ReactNode }) {
@@ -40,7 +47,7 @@ export function Layout({ children }: { children: ReactNode }) {
         <Links />
       </head>
       <body className="min-h-full bg-slate-50 text-slate-900 antialiased">
-        <AppHeader email={data?.user?.email ?? null} />
+        <AppHeader email={data?.user?.email ?? null} sessionUnknown={data?.sessionUnknown ?? false} />
         <main className="mx-auto w-full max-w-5xl px-4 py-6 sm:px-6">{children}</main>
         <ScrollRestoration nonce={nonce} />
         <Scripts nonce={nonce} />

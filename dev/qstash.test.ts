@@ -564,6 +564,22 @@ describe("labels and the messages API", () => {
   });
 });
 
+describe("cancelling a message", () => {
+  it("never delivers a message cancelled while it waits, and answers 404 for one it no longer holds", async () => {
+    await withStandIn({ retryDelayMs: () => 20 }, async (own, ownClient) => {
+      const url = `${destination.url}/cancelled`;
+      const { messageId } = await ownClient.publishJSON({ url, body: { a: 1 }, delay: 1 });
+      expect(await ownClient.messages.cancel(messageId)).toEqual({ cancelled: 1 });
+      await own.idle();
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(destination.received.filter((r) => r.path === "/cancelled")).toHaveLength(0);
+      expect(own.messages().find((m) => m.messageId === messageId)?.state).toBe("cancelled");
+      await expect(ownClient.messages.cancel(messageId)).rejects.toMatchObject({ status: 404 });
+      await expect(ownClient.messages.cancel("msg_unknown")).rejects.toMatchObject({ status: 404 });
+    });
+  });
+});
+
 describe("schedules as QStash shows them", () => {
   it("returns headers under their canonical names, no body when none was sent, labels and callbacks", async () => {
     const url = `${destination.url}/scheduled`;

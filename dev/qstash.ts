@@ -15,7 +15,7 @@ export { qstashBackoff, quickBackoff } from "./qstash/retry-policy";
 
 /**
  * A local stand-in for the part of QStash's REST API that the app reaches through `@upstash/qstash`'s `Client`:
- * publish (`POST /v2/publish/<url>`), messages (`GET /v2/messages/<id>`) and schedules (`/v2/schedules`). It delivers
+ * publish (`POST /v2/publish/<url>`), messages (`GET` and `DELETE /v2/messages/<id>`) and schedules (`/v2/schedules`). It delivers
  * messages the way QStash does — the original body and forwarded headers, an `Upstash-Signature` JWT that the SDK's
  * `Receiver` verifies, retries under the same message id spaced as QStash spaces them, signed callbacks and failure
  * callbacks — so the cron route is exercised locally exactly as in production. Everything lives in memory; schedules are re-created by `npm run dev` at each start.

@@ -8,6 +8,7 @@ import { type AppServer, startApp, stopProcess } from "../bench/lib/app-server";
 import { loopbackProductionSecrets } from "../bench/lib/metered-sheet";
 import { createTestApiKey, createTestSheet } from "./factories";
 import { BUILD_TIMEOUT_MS, buildAppForTest } from "./helpers/built-app";
+import { startTcpFaultProxy, targetOf } from "./helpers/fault-proxy";
 import { TEST_REDIS_URL } from "./setup/test-env";
 
 /**
@@ -25,9 +26,11 @@ const apps: AppServer[] = [];
 let a: AppServer;
 let b: AppServer;
 
+let env: Record<string, string>;
+
 beforeAll(async () => {
   build = await buildAppForTest();
-  const env = {
+  env = {
     ...loopbackProductionSecrets(),
     NODE_ENV: "production",
     APP_URL: "http://127.0.0.1",
@@ -138,6 +141,29 @@ describe("two app processes on one Redis and one Postgres", () => {
     expect((await callSheet(a, sheetId, key)).status).toBe(401);
   });
 
+  it("refuse at once, in the other process, the key of an account deleted on the settings page of one", async () => {
+    const { cookie, userId, key, sheetId } = await customer(a);
+    const { email } = await db.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } });
+    const deleted = await postForm(
+      a,
+      "/settings",
+      { intent: "delete-account", confirmEmail: email, password: "a long enough password" },
+      cookie,
+    );
+    expect(deleted.status).toBe(302);
+    expect(deleted.headers.get("Location")).toBe("/");
+    expect(await db.user.count({ where: { id: userId } })).toBe(0);
+    // Not "within a second": b held the key, sheet and page in memory, and its very next call is refused.
+    expect((await callSheet(b, sheetId, key)).status).toBe(401);
+    expect((await callSheet(a, sheetId, key)).status).toBe(401);
+    // The refused calls counted nothing, so the account has no counter again.
+    expect(await raw.exists(quotaKey(userId, periodOf(new Date())))).toBe(0);
+    // The deleted session's cookie opens nothing.
+    const settings = await fetch(`${b.url}/settings`, { headers: { Cookie: cookie }, redirect: "manual" });
+    expect(settings.status).toBe(302);
+    expect(settings.headers.get("Location")).toMatch(/^\/login/);
+  });
+
   it("answer 404, in the other process within a second, for a sheet deleted on the sheets page of one", async () => {
     const { cookie, key, sheetId } = await customer(a);
     const deleted = await postForm(a, "/sheets", { intent: "delete", sheetId }, cookie);
@@ -157,5 +183,54 @@ describe("two app processes on one Redis and one Postgres", () => {
     await raw.set(quotaKey(userId, periodOf(new Date())), "7");
     expect((await callSheet(a, sheetId, key)).status).toBe(429);
     expect((await callSheet(b, sheetId, key)).status).toBe(429);
+  });
+});
+
+describe("error pages, as the server sends them", () => {
+  it("a 404 shows a signed-in customer their header and the dashboard, and a visitor the home page", async () => {
+    const { cookie, userId } = await signUp(a);
+    const { email } = await db.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } });
+    const signedIn = await fetch(`${a.url}/no-such-page`, { headers: { Cookie: cookie } });
+    expect(signedIn.status).toBe(404);
+    const page = await signedIn.text();
+    expect(page).toContain(email);
+    expect(page).toContain(">Go to the dashboard</a>");
+    expect(page).toContain(">Log out</button>");
+    expect(page).not.toMatch(/>Log in<|>Sign up<|>Go to the home page</);
+
+    const visitor = await fetch(`${a.url}/no-such-page`);
+    expect(visitor.status).toBe(404);
+    const visitorPage = await visitor.text();
+    expect(visitorPage).toContain(">Go to the home page</a>");
+    expect(visitorPage).toContain(">Log in</a>");
+    expect(visitorPage).not.toMatch(/>Go to the dashboard<|>Log out</);
+
+    // A form sent to an address that does not exist is a 404 as well, not a 405.
+    expect((await postForm(a, "/no-such-page", { x: "1" }, cookie)).status).toBe(404);
+  });
+
+  it("a 503 offers to try the same address again, and makes no guess about the session", async () => {
+    const proxy = await startTcpFaultProxy({ target: targetOf(process.env.DATABASE_URL!) });
+    try {
+      const c = await startApp(
+        { ...env, DATABASE_URL: proxy.urlFor(process.env.DATABASE_URL!) },
+        {
+          build: build!.serverBuild,
+        },
+      );
+      apps.push(c);
+      const { cookie } = await signUp(a);
+      proxy.setMode("reset");
+      proxy.resetAll();
+      const response = await fetch(`${c.url}/dashboard?range=7d`, { headers: { Cookie: cookie } });
+      expect(response.status).toBe(503);
+      const page = await response.text();
+      expect(page).toContain("Temporarily unavailable");
+      expect(page).toMatch(/<a [^>]*href="\/dashboard\?range=7d"[^>]*>Try again<\/a>/);
+      // Whose session this is cannot be known without Postgres: neither "Log in" nor the account's links.
+      expect(page).not.toMatch(/>Go to the dashboard<|>Log in<|>Sign up<|>Log out</);
+    } finally {
+      await proxy.close();
+    }
   });
 });

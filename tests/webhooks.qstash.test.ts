@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Client } from "@upstash/qstash";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { startQstash } from "../dev/qstash";
+import { deleteAccount } from "~/models/account-deletion.server";
 import { rotateWebhookSecret, setWebhookUrl, webhookUrlPolicy } from "~/models/webhook-endpoints.server";
 import {
   appWebhookDeps,
@@ -310,6 +311,43 @@ describe("threshold events through QStash", () => {
     } finally {
       silent.closeAllConnections();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
+
+describe("deleting the account", () => {
+  it("cancels its events still waiting in QStash, so the receiver hears nothing more", async () => {
+    // A stand-in of its own whose retries wait long enough for the deletion to come between two attempts.
+    const slow = await startQstash({
+      token: raw.QSTASH_TOKEN!,
+      currentSigningKey: raw.QSTASH_CURRENT_SIGNING_KEY!,
+      nextSigningKey: raw.QSTASH_NEXT_SIGNING_KEY!,
+      retryDelayMs: () => 1500,
+      maxRetryDelayMs: 1500,
+      log: () => {},
+    });
+    try {
+      const client = new Client({
+        baseUrl: slow.url,
+        token: raw.QSTASH_TOKEN!,
+        devMode: false,
+        enableTelemetry: false,
+      });
+      const { userId } = await userWithWebhook();
+      receiver.answerWith(503);
+      const outcome = await sendTestEvent(userId, { db, qstash: client, appUrl: served.origin });
+      expect(outcome.status).toBe("queued");
+      await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 5_000 });
+
+      const deleted = await deleteAccount({ db, redis: getRedis(), qstash: client }, userId);
+      expect(deleted.deleted.webhookDeliveries).toBe(1);
+      const messageId = outcome.status === "queued" ? outcome.messageId : "";
+      expect(slow.messages().find((m) => m.messageId === messageId)?.state).toBe("cancelled");
+      // Two retry delays later, still the one attempt made before the deletion.
+      await new Promise((resolve) => setTimeout(resolve, 3200));
+      expect(receiver.received).toHaveLength(1);
+    } finally {
+      await slow.close();
     }
   });
 });

@@ -44,7 +44,7 @@ export const PAGE_MAX_ENTRY_BYTES = 4 * 1024 * 1024;
 
 // Entries the version check covers live up to a minute anyway: a backstop for a bump that never reached Redis
 // (the process that made the change lost Redis in between), and bounded staleness for the unmetered bench mode.
-const VERIFIED_TTL_MS = 60_000;
+export const VERIFIED_TTL_MS = 60_000;
 // Refusals (unknown or revoked key, no such sheet) cannot be checked by the quota script — they never reach it —
 // so they are remembered for at most a second; a key or sheet cannot come back from either state anyway.
 export const REFUSAL_TTL_MS = 1_000;
@@ -136,6 +136,22 @@ export function loadPageOnce(pageKey: string, load: () => Promise<CachedPage>): 
     pagesLoading.set(pageKey, loading);
   }
   return loading;
+}
+
+/**
+ * Drops what this process holds about a deleted account: its keys, its sheet lookups and its sheets' pages. Other
+ * processes learn of the deletion from the owner-version bump; this one also stops holding the rows in memory.
+ */
+export function forgetAccount(account: { userId: string; keyHashes: string[]; sheetIds: string[] }): void {
+  for (const hash of account.keyHashes) owners.delete(hash);
+  const sheetPrefix = `${account.userId}/`;
+  for (const key of [...sheets.keys()]) if (key.startsWith(sheetPrefix)) sheets.delete(key);
+  // Page keys are JSON arrays that start with the sheet id (entity-tag.server.ts).
+  const pagePrefixes = account.sheetIds.map((sheetId) => `${JSON.stringify([sheetId]).slice(0, -1)},`);
+  if (pagePrefixes.length === 0) return;
+  for (const key of [...pages.keys()]) {
+    if (pagePrefixes.some((prefix) => key.startsWith(prefix))) pages.delete(key);
+  }
 }
 
 /** What the caches hold, for tests and benches. */

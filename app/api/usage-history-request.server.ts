@@ -1,4 +1,6 @@
+import { admitHistoryExport, HISTORY_EXPORT_WINDOW_SECONDS, MAX_HISTORY_EXPORTS } from "~/models/action-limits.server";
 import { noteApiKeyUsed } from "~/models/api-keys.server";
+import { viaQuotaStore } from "~/models/quota-store.server";
 import {
   getUsageBuckets,
   parseHistoryRange,
@@ -71,6 +73,20 @@ export function handleUsageHistoryRequest(
         detail: parsed.detail,
         parameter: parsed.parameter,
       });
+    }
+    // Unmetered, so not bounded by the quota: a per-key limit keeps a loop (or a leaked key) from turning exports
+    // into unbounded Postgres work. Counted after the query is known to be valid: a refused one cost nothing.
+    const admission = await viaQuotaStore(() => admitHistoryExport(deps.redis, owner.userId, owner.keyId));
+    if (!admission.admitted) {
+      return problem(
+        {
+          status: 429,
+          type: "export-rate-limited",
+          title: "Too many exports",
+          detail: `This key may export usage history ${MAX_HISTORY_EXPORTS} times per ${HISTORY_EXPORT_WINDOW_SECONDS} seconds; try again in ${admission.retryAfterSeconds} s.`,
+        },
+        { "Retry-After": String(admission.retryAfterSeconds), "Cache-Control": "no-store" },
+      );
     }
     const { range, format } = parsed;
     const buckets = await getUsageBuckets(deps.db, owner.userId, range);

@@ -5,7 +5,11 @@ const navClass = ({ isActive }: { isActive: boolean }) =>
     isActive ? "bg-indigo-50 text-indigo-800" : "text-slate-700 hover:text-slate-950"
   }`;
 
-export function AppHeader({ email }: { email: string | null }) {
+/**
+ * `sessionUnknown`: the browser has a session cookie but the store that says whose it is did not answer (an
+ * outage page); the header then offers no account links at all rather than a wrong guess.
+ */
+export function AppHeader({ email, sessionUnknown = false }: { email: string | null; sessionUnknown?: boolean }) {
   return (
     <header className="border-b border-slate-200 bg-white">
       <div className="mx-auto flex max-w-5xl flex-wrap items-center gap-x-4 gap-y-2 px-4 py-3 sm:px-6">
@@ -40,7 +44,7 @@ export function AppHeader({ email }: { email: string | null }) {
               </Form>
             </div>
           </>
-        ) : (
+        ) : sessionUnknown ? null : (
           <nav aria-label="Account" className="ml-auto flex gap-2">
             <NavLink to="/login" className={navClass}>
               Log in

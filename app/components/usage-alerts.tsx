@@ -7,8 +7,9 @@ import { useHydrated } from "./use-hydrated";
 
 export interface UsageAlertsEndpoint {
   url: string;
-  secret: string;
   secretRotatedAt: string;
+  /** Changes with every rotation (its time in ms): what is on screen of the old secret is dropped then. */
+  secretVersion: number;
 }
 
 export interface UsageAlertsDelivery {
@@ -25,7 +26,9 @@ export type UsageAlertsResult =
   | { intent: "webhook-set"; error: string }
   | { intent: "webhook-set"; saved: true }
   | { intent: "webhook-remove"; removed: boolean }
-  | { intent: "webhook-rotate"; rotated: boolean }
+  | { intent: "webhook-rotate"; rotated: boolean; secret?: string }
+  | { intent: "webhook-reveal"; secret: string }
+  | { intent: "webhook-reveal"; error: string }
   | { intent: "webhook-test"; outcome: string; error?: string };
 
 const secondaryButton =
@@ -131,7 +134,16 @@ export function UsageAlerts({
             </ConfirmDelete>
           </div>
           {result?.intent === "webhook-test" ? <TestOutcome result={result} /> : null}
-          <SigningSecret endpoint={endpoint} rotated={result?.intent === "webhook-rotate" && result.rotated} />
+          <SigningSecret
+            key={endpoint.secretVersion}
+            endpoint={endpoint}
+            rotated={result?.intent === "webhook-rotate" && result.rotated}
+            secretFromServer={
+              (result?.intent === "webhook-reveal" || result?.intent === "webhook-rotate") && "secret" in result
+                ? result.secret
+                : undefined
+            }
+          />
         </>
       ) : null}
 
@@ -151,9 +163,32 @@ function TestOutcome({ result }: { result: Extract<UsageAlertsResult, { intent: 
   return <FormError message={result.error ?? "The test event could not be sent."} />;
 }
 
-function SigningSecret({ endpoint, rotated }: { endpoint: UsageAlertsEndpoint; rotated: boolean }) {
+/**
+ * The secret is not part of the page's data: "Reveal" asks the server for it (a POST), and it is on screen until
+ * hidden or rotated (the component is keyed by the secret's version, so nothing of the old one survives; a
+ * rotation made while it was shown sends the new one back, to copy into the receiver).
+ */
+function SigningSecret({
+  endpoint,
+  rotated,
+  secretFromServer,
+}: {
+  endpoint: UsageAlertsEndpoint;
+  rotated: boolean;
+  secretFromServer: string | undefined;
+}) {
   const hydrated = useHydrated();
-  const [revealed, setRevealed] = useState(false);
+  const navigation = useNavigation();
+  // The last secret the server sent, kept while other forms on the page are sent (their answers replace the one
+  // that carried it), and whether it is on screen. Updated during render, React's way to follow a prop.
+  const [known, setKnown] = useState(secretFromServer);
+  const [revealed, setRevealed] = useState(Boolean(secretFromServer));
+  if (secretFromServer && secretFromServer !== known) {
+    setKnown(secretFromServer);
+    setRevealed(true);
+  }
+  const shown = revealed ? known : undefined;
+  const revealing = navigation.state === "submitting" && navigation.formData?.get("intent") === "webhook-reveal";
   return (
     <div className="mt-6">
       <h3 className="text-sm font-medium text-slate-800">Signing secret</h3>
@@ -171,25 +206,36 @@ function SigningSecret({ endpoint, rotated }: { endpoint: UsageAlertsEndpoint; r
           data-testid="webhook-secret"
           className="min-w-0 max-w-full break-all rounded bg-slate-100 px-2 py-1 font-mono text-sm"
         >
-          {revealed ? endpoint.secret : "whsec_" + "•".repeat(24)}
+          {shown ?? "whsec_" + "•".repeat(24)}
         </code>
-        {hydrated ? (
-          <button
-            type="button"
-            className={secondaryButton}
-            aria-pressed={revealed}
-            onClick={() => setRevealed((shown) => !shown)}
-          >
-            {revealed ? "Hide" : "Reveal"}
+        {shown && hydrated ? (
+          <button type="button" className={secondaryButton} aria-pressed onClick={() => setRevealed(false)}>
+            Hide
           </button>
-        ) : null}
-        {revealed ? <CopyButton text={endpoint.secret} label="Copy signing secret" /> : null}
-        {/* Keyed by the secret so the confirmation closes once it has done its work. */}
+        ) : (
+          <Form method="post" preventScrollReset>
+            <input type="hidden" name="intent" value="webhook-reveal" />
+            <button
+              type="submit"
+              className={secondaryButton}
+              aria-pressed={false}
+              disabled={revealing}
+              onClick={(event) => {
+                // Already sent once: show it again without asking the server.
+                if (!known) return;
+                event.preventDefault();
+                setRevealed(true);
+              }}
+            >
+              Reveal
+            </button>
+          </Form>
+        )}
+        {shown ? <CopyButton text={shown} label="Copy signing secret" /> : null}
         <ConfirmDelete
-          key={endpoint.secret}
           summary="Rotate…"
           submitLabel="Rotate secret"
-          fields={{ intent: "webhook-rotate" }}
+          fields={{ intent: "webhook-rotate", reveal: shown ? "1" : "" }}
         >
           The current secret stops working at once: update your receiver with the new one.
         </ConfirmDelete>

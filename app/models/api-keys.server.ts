@@ -139,6 +139,21 @@ export async function refreshApiKeyCacheForUser(redis: Redis, db: Db, userId: st
   await pipeline.exec();
 }
 
+/**
+ * For account deletion, before Postgres forgets the keys: each key's cache entry becomes "unknown" (what a key
+ * nobody ever made gets), written over whatever is there, so a lookup that read the key as active just before
+ * cannot put it back (fills use SET NX) while the deletion commits. It lives as long as an unknown key's entry
+ * does and names no account. Queued on the caller's pipeline, ahead of its owner-version bump.
+ */
+export function queueDeletedKeyEntries(pipeline: ReturnType<Redis["pipeline"]>, keys: { id: string; hash: string }[]) {
+  const unknown: CachedKey = { status: "unknown" };
+  for (const key of keys) {
+    pipeline.set(cacheKey(key.hash), unknown, { ex: UNKNOWN_CACHE_TTL_SECONDS });
+    memory.delete(key.hash);
+    lastUsedWrites.delete(key.id);
+  }
+}
+
 function entryFor(key: {
   id: string;
   revokedAt: Date | null;

@@ -40,7 +40,14 @@ export async function bumpOwnerVersion(redis: Redis, userId: string): Promise<vo
   await redis.set(ownerVersionKey(userId), newOwnerVersion(), { ex: OWNER_VERSION_TTL_SECONDS });
 }
 
-/** For pipelines: the same write as `bumpOwnerVersion`, queued behind the commands before it. */
-export function queueOwnerVersionBump(pipeline: ReturnType<Redis["pipeline"]>, userId: string): void {
-  pipeline.set(ownerVersionKey(userId), newOwnerVersion(), { ex: OWNER_VERSION_TTL_SECONDS });
+/**
+ * For pipelines: the same write as `bumpOwnerVersion`, queued behind the commands before it. `ttlSeconds` is for
+ * a deleted account, whose version only has to outlive what processes may still hold in memory.
+ */
+export function queueOwnerVersionBump(
+  pipeline: ReturnType<Redis["pipeline"]>,
+  userId: string,
+  ttlSeconds = OWNER_VERSION_TTL_SECONDS,
+): void {
+  pipeline.set(ownerVersionKey(userId), newOwnerVersion(), { ex: ttlSeconds });
 }

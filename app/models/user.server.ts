@@ -99,3 +99,40 @@ export async function changePassword(
   await db.user.update({ where: { id: userId }, data: { passwordHash: await hashPassword(input.newPassword) } });
   return true;
 }
+
+/** Whether `password` is the user's; false for a missing user too. */
+export async function verifyUserPassword(db: Db, userId: string, password: string): Promise<boolean> {
+  const user = await db.user.findUnique({ where: { id: userId }, select: { passwordHash: true } });
+  if (!user) {
+    await hashPassword(password);
+    return false;
+  }
+  return verify(user.passwordHash, password);
+}
+
+export type ChangeEmailResult =
+  { ok: true; email: string } | { ok: false; reason: "wrong_password" | "email_taken" | "unchanged" };
+
+/**
+ * Moves the account to `newEmail` when `password` is right. The password is checked before anything is said about
+ * the new address, so whether an email is taken is told only to someone who proved they own this account (sign-up
+ * tells anyone, but that is no reason to add a second oracle). The unique index decides "taken", so two accounts
+ * racing for one address cannot both get it.
+ */
+export async function changeEmail(
+  db: Db,
+  userId: string,
+  input: { password: string; newEmail: string },
+): Promise<ChangeEmailResult> {
+  if (!(await verifyUserPassword(db, userId, input.password))) return { ok: false, reason: "wrong_password" };
+  const email = normalizeEmail(input.newEmail);
+  try {
+    const { count } = await db.user.updateMany({ where: { id: userId, NOT: { email } }, data: { email } });
+    return count === 1 ? { ok: true, email } : { ok: false, reason: "unchanged" };
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+      return { ok: false, reason: "email_taken" };
+    }
+    throw error;
+  }
+}

@@ -103,3 +103,9 @@ export async function rotateWebhookSecret(db: Db, userId: string, now = new Date
   });
   return count > 0 ? secret : null;
 }
+
+/** The signing secret, for its owner who asked to see it (the settings page does not load it otherwise). */
+export async function revealWebhookSecret(db: Db, userId: string): Promise<string | null> {
+  const endpoint = await db.webhookEndpoint.findUnique({ where: { userId }, select: { secret: true } });
+  return endpoint?.secret ?? null;
+}

@@ -133,3 +133,36 @@ export function firstLine(error: unknown): string {
     .split("\n")[0]
     .slice(0, 300);
 }
+
+/** How long account deletion waits for QStash to cancel an account's waiting events, all of them together. */
+export const CANCEL_DEADLINE_MS = 3000;
+
+/**
+ * Cancels in QStash every event of the user's that may still be on its way (queued, or between retries), so that
+ * once an account is deleted its receiver hears nothing more of it. Best effort, within one deadline: QStash
+ * answers 404 for a message it already finished, and an event that could not be cancelled stops by itself within
+ * the ~2.5 minutes its retries last. Returns how many QStash confirmed cancelled.
+ */
+export async function cancelQueuedDeliveries(
+  deps: { db: Db; qstash: Pick<Client, "messages"> },
+  userId: string,
+  deadlineMs = CANCEL_DEADLINE_MS,
+): Promise<number> {
+  const queued = await deps.db.webhookDelivery.findMany({
+    where: { userId, status: "queued", messageId: { not: null } },
+    select: { messageId: true },
+  });
+  if (queued.length === 0) return 0;
+  const cancelling = Promise.allSettled(queued.map(({ messageId }) => deps.qstash.messages.cancel(messageId!)));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"deadline">((resolve) => {
+    timer = setTimeout(() => resolve("deadline"), deadlineMs);
+  });
+  try {
+    const settled = await Promise.race([cancelling, deadline]);
+    if (settled === "deadline") return 0;
+    return settled.filter((result) => result.status === "fulfilled").length;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,19 +1,19 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { data } from "@remix-run/node";
 import { Form, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import { useEffect, useRef } from "react";
-import { z } from "zod";
+import { handleAccountAction, isAccountIntent } from "~/auth/account-actions.server";
 import { requireUserSession } from "~/auth/session-user.server";
+import { AccountSettings, type AccountResult, DeleteAccount } from "~/components/account-settings";
 import { PageHeader } from "~/components/app-shell";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
-import { Field, FormError, primaryButton } from "~/components/forms";
 import { UsageAlerts, type UsageAlertsResult } from "~/components/usage-alerts";
+import { admitTestEvent } from "~/models/action-limits.server";
 import { deleteOtherSessions, listSessions } from "~/models/sessions.server";
-import { changePassword } from "~/models/user.server";
 import { listRecentDeliveries } from "~/models/webhook-deliveries.server";
 import {
   getWebhookEndpoint,
   removeWebhookEndpoint,
+  revealWebhookSecret,
   rotateWebhookSecret,
   setWebhookUrl,
   webhookUrlPolicy,
@@ -22,9 +22,13 @@ import { sendTestEvent } from "~/models/webhook-events.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
 import { getEnv } from "~/utils/env.server";
-import { formatDateTime } from "~/utils/format";
-import { fieldErrors, MIN_PASSWORD_LENGTH, newPasswordSchema } from "~/utils/validation";
+import { formatDate, formatDateTime } from "~/utils/format";
+import { getRedis } from "~/utils/redis.server";
 import { readPageForm } from "~/utils/request-guard.server";
+import { passRetryAfter } from "~/utils/route-headers";
+
+// A refused password re-entry or test event (429) and an outage (503) say when to come back.
+export const headers = passRetryAfter;
 
 export const meta: MetaFunction = () => [{ title: "Settings · Sheetmeter" }];
 
@@ -38,11 +42,18 @@ export function loader({ request }: LoaderFunctionArgs) {
       listRecentDeliveries(db, user.id),
     ]);
     return {
-      // The secret goes to this page only, which only its owner can load; it is hidden until they ask to see it.
+      account: {
+        email: user.email,
+        plan: user.plan,
+        monthlyLimit: user.monthlyLimit,
+        createdAt: formatDate(user.createdAt),
+      },
+      // Not the secret: it leaves the server only when its owner asks for it (the "webhook-reveal" action), so it
+      // is not in every load of this page, its prefetches, or whatever caches or logs a page's data on the way.
       webhook: endpoint && {
         url: endpoint.url,
-        secret: endpoint.secret,
         secretRotatedAt: formatDateTime(endpoint.secretRotatedAt),
+        secretVersion: endpoint.secretRotatedAt.getTime(),
       },
       // QStash settles a delivery within minutes (webhook-publish.server.ts); past that, polling would never end.
       awaitingCallbacks: deliveries.some(
@@ -69,16 +80,7 @@ export function loader({ request }: LoaderFunctionArgs) {
   });
 }
 
-const passwordChangeSchema = z.object({
-  currentPassword: z.string({ error: "Enter your current password." }).min(1, "Enter your current password."),
-  newPassword: newPasswordSchema,
-});
-
-type ActionData =
-  | UsageAlertsResult
-  | { intent: "logout-others"; ended: number }
-  | { intent: "change-password"; changed: true; ended: number }
-  | { intent: "change-password"; errors: Record<string, string> };
+type ActionData = UsageAlertsResult | AccountResult | { intent: "logout-others"; ended: number };
 
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
@@ -89,17 +91,7 @@ export function action({ request }: ActionFunctionArgs) {
     if (intent === "logout-others") {
       return data<ActionData>({ intent, ended: await deleteOtherSessions(db, user.id, sessionId) });
     }
-    if (intent === "change-password") {
-      const parsed = passwordChangeSchema.safeParse(Object.fromEntries(form));
-      if (!parsed.success) return data<ActionData>({ intent, errors: fieldErrors(parsed.error) }, { status: 400 });
-      if (!(await changePassword(db, user.id, parsed.data))) {
-        const errors = { currentPassword: "That is not your current password." };
-        return data<ActionData>({ intent, errors }, { status: 400 });
-      }
-      // Whoever knew the old password may hold a session made with it; a new password is only worth having if
-      // those sessions end with it. This browser, which just proved it knows the password, stays signed in.
-      return data<ActionData>({ intent, changed: true, ended: await deleteOtherSessions(db, user.id, sessionId) });
-    }
+    if (isAccountIntent(intent)) return handleAccountAction(request, intent, form, { user, sessionId });
     if (intent === "webhook-set") {
       const result = await setWebhookUrl(db, user.id, String(form.get("url") ?? ""), webhookUrlPolicy(getEnv()));
       if (!result.ok) return data<ActionData>({ intent, error: result.error }, { status: 400 });
@@ -108,10 +100,45 @@ export function action({ request }: ActionFunctionArgs) {
     if (intent === "webhook-remove") {
       return data<ActionData>({ intent, removed: await removeWebhookEndpoint(db, user.id) });
     }
+    if (intent === "webhook-reveal") {
+      const secret = await revealWebhookSecret(db, user.id);
+      if (secret === null) return data<ActionData>({ intent, error: "Save a webhook URL first." }, { status: 400 });
+      return data<ActionData>({ intent, secret }, { headers: { "Cache-Control": "no-store" } });
+    }
     if (intent === "webhook-rotate") {
-      return data<ActionData>({ intent, rotated: (await rotateWebhookSecret(db, user.id)) !== null });
+      const secret = await rotateWebhookSecret(db, user.id);
+      // Sent back only to a page that was showing the old one, so a rotation keeps it on screen to copy.
+      const keepShown = form.get("reveal") === "1" && secret !== null;
+      return data<ActionData>(
+        { intent, rotated: secret !== null, ...(keepShown ? { secret } : {}) },
+        { headers: { "Cache-Control": "no-store" } },
+      );
     }
     if (intent === "webhook-test") {
+      // Each test is a QStash publish and a request to the customer's receiver: a held-down button must not
+      // become a stream of either.
+      const admission = await admitTestEvent(getRedis(), user.id).catch((error: unknown) => {
+        console.error("settings: the test-event limit (Redis) could not be read:", error);
+        return undefined;
+      });
+      if (!admission) {
+        const error = "We can't send test events right now; try again in a minute.";
+        return data<ActionData>(
+          { intent, outcome: "unavailable", error },
+          { status: 503, headers: { "Retry-After": "60" } },
+        );
+      }
+      if (!admission.admitted) {
+        const minutes = Math.ceil(admission.retryAfterSeconds / 60);
+        return data<ActionData>(
+          {
+            intent,
+            outcome: "rate_limited",
+            error: `Too many test events. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+          },
+          { status: 429, headers: { "Retry-After": String(admission.retryAfterSeconds) } },
+        );
+      }
       const outcome = await sendTestEvent(user.id);
       const error =
         outcome.status === "no_endpoint"
@@ -126,32 +153,30 @@ export function action({ request }: ActionFunctionArgs) {
   });
 }
 
+const isAccountResult = (intent: string) =>
+  intent === "change-email" || intent === "change-password" || intent === "delete-account";
+
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 export default function SettingsPage() {
-  const { sessions, webhook, deliveries, awaitingCallbacks } = useLoaderData<typeof loader>();
+  const { account, sessions, webhook, deliveries, awaitingCallbacks } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const busy = (intent: string) => navigation.state === "submitting" && navigation.formData?.get("intent") === intent;
-  const passwordForm = useRef<HTMLFormElement>(null);
-  const passwordResult =
-    actionData && "intent" in actionData && actionData.intent === "change-password" ? actionData : null;
-  const passwordErrors = passwordResult && "errors" in passwordResult ? passwordResult.errors : undefined;
-  const passwordChanged = passwordResult && "changed" in passwordResult ? passwordResult : null;
+  const intentOf = actionData && "intent" in actionData ? String(actionData.intent) : "";
   const othersEnded = actionData && "intent" in actionData && actionData.intent === "logout-others" ? actionData : null;
   const others = sessions.filter((session) => !session.current).length;
-  const alertsResult =
-    actionData && "intent" in actionData && String(actionData.intent).startsWith("webhook-")
-      ? (actionData as UsageAlertsResult)
-      : null;
-
-  useEffect(() => {
-    if (passwordChanged) passwordForm.current?.reset();
-  }, [passwordChanged]);
+  const alertsResult = intentOf.startsWith("webhook-") ? (actionData as UsageAlertsResult) : null;
+  const accountResult = isAccountResult(intentOf) ? (actionData as AccountResult) : null;
 
   return (
     <div className="space-y-8">
-      <PageHeader title="Settings" description="Where you are signed in, your password, and usage alerts." />
+      <PageHeader
+        title="Settings"
+        description="Your account, where you are signed in, usage alerts, and deleting your account."
+      />
+
+      <AccountSettings account={account} result={accountResult} />
 
       <section aria-labelledby="sessions-heading">
         <div className="flex flex-wrap items-end justify-between gap-3">
@@ -193,51 +218,14 @@ export default function SettingsPage() {
         </ul>
       </section>
 
-      <section
-        aria-labelledby="password-heading"
-        className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6"
-      >
-        <h2 id="password-heading" className="text-lg font-semibold">
-          Change password
-        </h2>
-        <p className="mt-1 text-sm text-slate-600">Every other session is logged out; this one stays signed in.</p>
-        <Form ref={passwordForm} method="post" className="mt-4 max-w-sm space-y-4" noValidate>
-          <input type="hidden" name="intent" value="change-password" />
-          {passwordChanged ? (
-            <p role="status" className="rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-800">
-              Password changed; {plural(passwordChanged.ended, "other session")} logged out.
-            </p>
-          ) : null}
-          <FormError message={passwordErrors?.form} />
-          <Field
-            label="Current password"
-            name="currentPassword"
-            type="password"
-            autoComplete="current-password"
-            required
-            error={passwordErrors?.currentPassword}
-          />
-          <Field
-            label="New password"
-            name="newPassword"
-            type="password"
-            autoComplete="new-password"
-            required
-            minLength={MIN_PASSWORD_LENGTH}
-            error={passwordErrors?.newPassword}
-          />
-          <button type="submit" className={primaryButton} disabled={busy("change-password")}>
-            {busy("change-password") ? "Changing…" : "Change password"}
-          </button>
-        </Form>
-      </section>
-
       <UsageAlerts
         endpoint={webhook}
         deliveries={deliveries}
         awaitingCallbacks={awaitingCallbacks}
         result={alertsResult}
       />
+
+      <DeleteAccount email={account.email} result={accountResult} />
     </div>
   );
 }

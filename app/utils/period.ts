@@ -23,6 +23,10 @@ export function previousPeriod(period: string): string {
   return periodOf(new Date(periodStart(period).getTime() - 1));
 }
 
+export function nextPeriod(period: string): string {
+  return periodOf(periodEnd(period));
+}
+
 export function isPeriod(value: string): boolean {
   return /^\d{4}-(0[1-9]|1[0-2])$/.test(value);
 }

@@ -56,6 +56,11 @@ export function getCurrentSession(request: Request): Promise<ActiveSession | nul
   return lookup;
 }
 
+/** Whether the request comes with a session cookie at all, valid or not; answered without any store. */
+export function carriesSessionCookie(request: Request): boolean {
+  return /(?:^|;\s*)__sheetmeter_session=/.test(request.headers.get("Cookie") ?? "");
+}
+
 export async function getUserId(request: Request): Promise<string | undefined> {
   return (await getCurrentSession(request))?.userId;
 }

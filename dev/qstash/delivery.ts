@@ -149,7 +149,7 @@ export function createDeliveryQueue({ now, log, retryDelayMs, maxRetryDelayMs, s
 
   // One attempt at a time per message, so a destination never sees retry n+1 before retry n has finished.
   async function attempt(message: StoredMessage): Promise<void> {
-    if (closed) return;
+    if (closed || message.state === "cancelled") return;
     const retried = message.attempts.length;
     message.state = "delivering";
     const headers: Record<string, string> = {
@@ -191,7 +191,13 @@ export function createDeliveryQueue({ now, log, retryDelayMs, maxRetryDelayMs, s
     }
     record.durationMs = Date.now() - started;
     message.attempts.push(record);
-    if (closed) return;
+    // Cancelled while this attempt was on its way: it was made, but nothing follows it (no callback, no retry).
+    // (`cancel()` changes the state while the attempt awaits; TypeScript only sees the "delivering" set above.)
+    if (closed || (message.state as MessageState) === "cancelled") {
+      message.markFirstAttempt();
+      notifyIfIdle();
+      return;
+    }
 
     const outcome = record.status !== undefined ? `${record.status}${detail}` : `error ${record.error}`;
     const head = `${message.messageId} ${message.method} ${message.destination} retried=${retried}${
@@ -298,6 +304,21 @@ export function createDeliveryQueue({ now, log, retryDelayMs, maxRetryDelayMs, s
 
     messages(): MessageInfo[] {
       return [...messages.values()].map(toMessageInfo);
+    },
+
+    /**
+     * `DELETE /v2/messages/<id>` (`client.messages.cancel`): a message still waiting for an attempt is never tried
+     * (again). False for an unknown id or a message already delivered or failed, which QStash no longer holds.
+     */
+    cancel(messageId: string): boolean {
+      const message = messages.get(messageId);
+      if (!message || message.state === "delivered" || message.state === "failed" || message.state === "cancelled") {
+        return false;
+      }
+      message.state = "cancelled";
+      message.markFirstAttempt();
+      notifyIfIdle();
+      return true;
     },
 
     /** Resolves when no message is waiting for (another) delivery attempt. */

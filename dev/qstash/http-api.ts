@@ -99,6 +99,10 @@ export function createQstashRoutes(parts: {
     }
     const messageMatch = /^\/v2\/messages\/([^/]+)$/.exec(path);
     if (messageMatch && method === "GET") return send(200, messageView(queue, decodeURIComponent(messageMatch[1])));
+    if (messageMatch && method === "DELETE") {
+      if (!queue.cancel(decodeURIComponent(messageMatch[1]))) throw new HttpError(404, "message not found");
+      return send(200, { cancelled: 1 });
+    }
     const scheduleMatch = /^\/v2\/schedules\/([^/]+)(?:\/(pause|resume))?$/.exec(path);
     if (scheduleMatch) {
       const scheduleId = decodeURIComponent(scheduleMatch[1]);

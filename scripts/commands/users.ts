@@ -1,5 +1,7 @@
+import { deleteAccount } from "~/models/account-deletion.server";
 import { createUser, setMonthlyLimit } from "~/models/user.server";
-import { getDb } from "~/utils/db.server";
+import { getBulkDb, getDb } from "~/utils/db.server";
+import { getQstash } from "~/utils/qstash.server";
 import { getRedis } from "~/utils/redis.server";
 import { emailSchema, newPasswordSchema } from "~/utils/validation";
 import { type AdminCommand, optionalInt, requireFlag, UsageError } from "./command";
@@ -33,6 +35,17 @@ export const userCommands: Record<string, AdminCommand> = {
         throw new UsageError(`No user ${userId}.`);
       }
       return { userId, monthlyLimit };
+    },
+  },
+  "user:delete": {
+    usage: "--user ID",
+    flags: { user: { type: "string" } },
+    async run(flags) {
+      const userId = requireFlag(flags, "user");
+      // The same deletion as "Delete my account" on /settings; on the bulk pool, since a large account's rows
+      // can take longer to delete than a page request may wait. Run it again to finish a deletion that failed.
+      const result = await deleteAccount({ db: getBulkDb(), redis: getRedis(), qstash: getQstash() }, userId);
+      return { ...result };
     },
   },
 };
