@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { errors, type Redis } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
-import { outcomesExpiresAt, outcomesKey } from "./request-outcomes.server";
+import { outcomesExpiresAt, outcomesKey, outcomesKeyPrefix } from "./request-outcomes.server";
 import {
   keyUsageKey,
   periodEnd,
@@ -91,7 +91,8 @@ const STALE = -3;
  *
  * Outcomes: with ARGV[8] set, a counted call adds one to field ARGV[8] of KEYS[6] and a refused one to field "429",
  * in the same run (no round trip of its own). A stale, missing or withdrawn run tallies nothing, and a resend gets the
- * recorded answer without tallying again. The record keeps the hash and field, so a refund takes the tally back.
+ * recorded answer without tallying again. The record keeps the hash's hour and the field, so a refund takes the
+ * tally back; not the hash's full name, because a record cannot be found by account and must not name one.
  */
 const CONSUME_SCRIPT = `
 local recorded = redis.call('GET', KEYS[2])
@@ -129,14 +130,14 @@ if ARGV[8] ~= '' then
   if status == 1 then outcome = ARGV[8] else outcome = '429' end
   if redis.call('HINCRBY', KEYS[6], outcome, 1) == 1 then redis.call('EXPIREAT', KEYS[6], ARGV[9]) end
 end
-local answer = {status, used, limit, '', crossed, ARGV[7], KEYS[6], outcome}
+local answer = {status, used, limit, '', crossed, ARGV[7], string.match(KEYS[6], '[^:]+$'), outcome}
 redis.call('SET', KEYS[2], cjson.encode(answer), 'PX', ARGV[5])
 return answer
 `;
 
 /**
  * KEYS[1] the counter, KEYS[2] the consumption's record, KEYS[3] the month's per-key counts; ARGV[1] how long a new
- * record lives (ms).
+ * record lives (ms); ARGV[2] the owner's outcome-hash prefix, to which the record's hour is appended.
  * Gives back the unit of a consumption that was counted and not yet refunded, and only that, so a resent refund
  * cannot give back two; the key it was counted against (kept in the record) gets its unit back too. A consumption
  * not seen yet is withdrawn before it arrives: if a copy of it is still on its way, it will not count. Never
@@ -159,7 +160,8 @@ local keyId = answer[6]
 if keyId and keyId ~= '' and redis.call('HEXISTS', KEYS[3], keyId) == 1 then
   redis.call('HINCRBY', KEYS[3], keyId, -1)
 end
-local outcomes, outcome = answer[7], answer[8]
+local outcome = answer[8]
+local outcomes = ARGV[2] .. (answer[7] or '')
 if outcome and outcome ~= '' and redis.call('HEXISTS', outcomes, outcome) == 1 then
   redis.call('HINCRBY', outcomes, outcome, -1)
 end
@@ -468,7 +470,7 @@ async function runConsumption(
 export async function refundQuota(redis: Redis, userId: string, period: string, consumptionId: string): Promise<void> {
   await scriptsFor(redis).refund.exec(
     [quotaKey(userId, period), consumptionKey(consumptionId), keyUsageKey(userId, period)],
-    [String(CONSUMPTION_RECORD_MS)],
+    [String(CONSUMPTION_RECORD_MS), outcomesKeyPrefix(userId)],
   );
 }
 

@@ -46,7 +46,12 @@ export function outcomesHourText(at: Date): string {
 }
 
 export function outcomesKey(userId: string, at: Date): string {
-  return `${OUTCOMES_PREFIX}${userId}:${outcomesHourText(at)}`;
+  return `${outcomesKeyPrefix(userId)}${outcomesHourText(at)}`;
+}
+
+/** The part of an account's outcome-hash names before the hour (the quota's refund appends a recorded hour). */
+export function outcomesKeyPrefix(userId: string): string {
+  return `${OUTCOMES_PREFIX}${userId}:`;
 }
 
 export function parseOutcomesKey(key: string): { userId: string; hour: Date } | null {
