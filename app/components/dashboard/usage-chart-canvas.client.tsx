@@ -103,7 +103,17 @@ export function UsageChartCanvas({ data, limit, limitSteps, yTicks, from, to, ho
       initialDimension={{ width: 600, height: 288 }}
       onResize={(newWidth) => setWidth(newWidth)}
     >
-      <ComposedChart data={data} margin={MARGIN} barGap={0} barCategoryGap="15%">
+      {/* The accessibility layer makes the plot a tab stop whose arrow keys walk the tooltip from value to value;
+          a tap shows a value's tooltip like a hover does. The same values are in the table below the chart. */}
+      <ComposedChart
+        data={data}
+        margin={MARGIN}
+        barGap={0}
+        barCategoryGap="15%"
+        accessibilityLayer
+        title="Usage chart"
+        desc="Use the left and right arrow keys to read each value. The values are also in the table below."
+      >
         <CartesianGrid stroke={GRID} vertical={false} />
         <XAxis
           dataKey="t"
