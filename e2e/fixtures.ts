@@ -49,6 +49,11 @@ async function signInByCookie(page: Page, db: Db, userId: string, baseURL: strin
 export interface ConsoleGuard {
   /** Lets messages matching `pattern` through for the rest of this test; `reason` documents why. */
   allow(pattern: RegExp, reason: string): void;
+  /**
+   * Chromium logs every answer of `status` as "Failed to load resource"; a test that expects one (a form's 400, a
+   * 404 page) lets exactly that status through, and every other error still fails it.
+   */
+  allowStatus(status: number, reason: string): void;
 }
 
 // React's hydration warnings in development, and its minified recoverable errors (#418, #423, #425) in production.
@@ -69,7 +74,13 @@ export const test = base.extend<{ user: TestUser; loggedInPage: Page; consoleGua
         else if (message.type() === "warning" && HYDRATION.test(text)) record(`hydration warning: ${text}${where}`);
       });
       page.on("pageerror", (error) => record(`page error: ${error.message}`));
-      await use({ allow: (pattern) => void allowed.push(pattern) });
+      await use({
+        allow: (pattern) => void allowed.push(pattern),
+        allowStatus: (status) =>
+          void allowed.push(
+            new RegExp(`^console error: Failed to load resource: the server responded with a status of ${status} `),
+          ),
+      });
       expect(problems, "the page logged errors or hydration warnings").toEqual([]);
     },
     { auto: true },

@@ -38,7 +38,7 @@ const heading = (name: string | RegExp) => async (page: Page) => {
 
 test("the signed-out pages have no WCAG violation and fit a phone", async ({ page, consoleGuard }) => {
   test.setTimeout(120_000);
-  consoleGuard.allow(/status of 404/, "the 404 page's own document answers 404");
+  consoleGuard.allowStatus(404, "the 404 page's own document answers 404");
   await checkPage(page, "/", "home", heading(/.+/));
   await checkPage(page, "/login", "login", heading("Log in"));
   await checkPage(page, "/signup", "signup", heading(/Create|Sign up/));
@@ -53,7 +53,7 @@ test("the signed-in pages have no WCAG violation and fit a phone", async ({
   consoleGuard,
 }) => {
   test.setTimeout(180_000);
-  consoleGuard.allow(/status of 404/, "the 404 page's own document answers 404");
+  consoleGuard.allowStatus(404, "the 404 page's own document answers 404");
   await seedHourlyHistory(db, user.id, 24, 3);
   const { sheetId } = await importSheet(db, { userId: user.id, name: "countries", bytes: Buffer.from(CSV) });
   await createApiKey(db, user.id, "Website");

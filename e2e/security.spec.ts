@@ -116,7 +116,9 @@ test("a cross-site POST with a valid cookie creates no key (the issue's probe)",
   user,
   db,
   baseURL,
+  consoleGuard,
 }) => {
+  consoleGuard.allowStatus(403, "the page under test is the refusal of a forged post");
   const cookies = await page.context().cookies();
   const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
   const forged = { Cookie: cookie, Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" };

@@ -292,7 +292,10 @@ function EndpointUrl({ url }: { url: string }) {
   return (
     <div className="mt-2 flex items-center gap-2">
       {/* Wrapped, not cut off: on a phone a truncated endpoint hides the sheet id, the part that matters. */}
-      <code className="min-w-0 flex-1 break-all rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm">
+      <code
+        data-testid="sheet-endpoint"
+        className="min-w-0 flex-1 break-all rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm"
+      >
         {url}
       </code>
       <CopyButton text={url}>Copy URL</CopyButton>
