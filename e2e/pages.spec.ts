@@ -88,3 +88,47 @@ test("on a phone the preview table says it scrolls, and the account menu shows w
   await expect(page.getByTestId("account-menu")).toContainText(user.email);
   await expect(page.getByTestId("account-menu").getByRole("button", { name: "Log out" })).toBeVisible();
 });
+
+test.describe("on a touch screen", () => {
+  test.use({ hasTouch: true, viewport: { width: 390, height: 844 } });
+
+  test("chart values show on a tap and from the arrow keys, and are listed for screen readers", async ({
+    loggedInPage: page,
+    user,
+    db,
+  }) => {
+    await seedHourlyHistory(db, user.id, 24, 3);
+    await page.goto("/dashboard?range=24h");
+    const chart = page.getByTestId("usage-chart");
+    const plot = chart.getByRole("application", { name: "Usage chart" });
+    await expect(plot).toBeVisible();
+    // Always in the accessibility tree, visually hidden until asked for.
+    await expect(page.getByRole("table", { name: /Calls so far this month/ })).toBeAttached();
+    await expect(chart.getByTestId("usage-table-box")).toHaveClass(/sr-only/);
+
+    await plot.scrollIntoViewIfNeeded();
+    const tooltip = chart.locator(".recharts-tooltip-wrapper");
+
+    // From the keyboard: the plot is a tab stop, and the arrow keys walk the values.
+    await plot.focus();
+    await page.keyboard.press("ArrowRight");
+    await expect(tooltip).toContainText("calls this month");
+    const byKeyboard = await tooltip.textContent();
+    await page.keyboard.press("ArrowRight");
+    await expect(tooltip).not.toHaveText(byKeyboard!);
+    await expect(tooltip).toContainText("calls this month");
+
+    // By touch: a tap shows the value under the finger; a second tap elsewhere shows that hour's instead.
+    const box = (await plot.boundingBox())!;
+    await page.touchscreen.tap(box.x + box.width * 0.7, box.y + box.height / 2);
+    await expect(tooltip).toContainText("calls this month");
+    const first = await tooltip.textContent();
+    await page.touchscreen.tap(box.x + box.width * 0.3, box.y + box.height / 2);
+    await expect(tooltip).not.toHaveText(first!);
+    await expect(tooltip).toContainText("calls this month");
+
+    await chart.getByRole("button", { name: "Show the values as a table" }).tap();
+    await expect(chart.getByTestId("usage-table")).toBeVisible();
+    await page.screenshot({ path: "test-results/pages/dashboard-chart-tap-phone.png", fullPage: true });
+  });
+});
