@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import type { Page } from "@playwright/test";
 import { createApiKey } from "../app/models/api-keys.server";
 import { importSheet } from "../app/models/csv-import.server";
@@ -131,4 +132,21 @@ test.describe("on a touch screen", () => {
     await expect(chart.getByTestId("usage-table")).toBeVisible();
     await page.screenshot({ path: "test-results/pages/dashboard-chart-tap-phone.png", fullPage: true });
   });
+});
+
+test("the /docs page and docs/api.md document the same parameters, error types and headers", async ({ page }) => {
+  const file = fs.readFileSync(new URL("../docs/api.md", import.meta.url), "utf8");
+  // Every parameter in the file's tables (first column) and every problem type in its error table.
+  const parameters = [...file.matchAll(/^\| `([^`]+)`\s+\|/gm)].map((match) => match[1]);
+  const problemTypes = [...file.matchAll(/^\| \d{3}\s+\| `([a-z-]+)`/gm)].map((match) => match[1]);
+  expect(parameters).toEqual(expect.arrayContaining(["limit", "offset", "sort", "order", "search", "fields", "from"]));
+  expect(problemTypes.length).toBeGreaterThanOrEqual(7);
+
+  await page.goto("/docs");
+  const text = await page.locator("main").innerText();
+  for (const name of [...parameters, ...problemTypes]) expect(text, `/docs names ${name}`).toContain(name);
+  for (const header of ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After", "If-None-Match"]) {
+    expect(text, `/docs names ${header}`).toContain(header);
+  }
+  expect(text).toContain("00:00 UTC on the 1st");
 });
