@@ -20,7 +20,8 @@ test("a visitor signs up, lands on the dashboard, logs out and logs in again", a
   await db.user.deleteMany({ where: { email } });
 });
 
-test("sign-up mistakes are shown next to the field", async ({ page, user }) => {
+test("sign-up mistakes are shown next to the field", async ({ page, user, consoleGuard }) => {
+  consoleGuard.allowStatus(400, "the sign-up form answers its mistakes with 400");
   await page.goto("/signup");
   await page.getByLabel("Email").fill("not-an-email");
   await page.getByLabel("Password").fill("short");
@@ -43,7 +44,8 @@ test("log-in brings the user back to the page they asked for", async ({ page, us
   await expect(page).toHaveURL(/\/keys$/);
 });
 
-test("unknown pages get the designed 404", async ({ page }) => {
+test("unknown pages get the designed 404", async ({ page, consoleGuard }) => {
+  consoleGuard.allowStatus(404, "the page under test is the 404");
   const response = await page.goto("/no-such-page");
   expect(response?.status()).toBe(404);
   await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();

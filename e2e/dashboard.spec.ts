@@ -36,7 +36,9 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     await page.getByRole("button", { name: "Sign up" }).click();
     await expect(page).toHaveURL(/\/dashboard$/);
     await expect(page.getByTestId("first-call-guide")).toBeVisible();
-    await expect(page.getByTestId("first-call-guide")).toContainText('curl -H "Authorization: Bearer sm_live_…"');
+    // Nothing done yet, and no command with a placeholder key that would fail if pasted.
+    await expect(page.getByTestId("onboarding-step-1")).toHaveAttribute("data-done", "false");
+    await expect(page.getByTestId("first-call-guide")).not.toContainText("sm_live_…");
     await expect(page.getByTestId("live-used")).toHaveText("0");
     const syncBefore = await page.getByTestId("last-sync").getAttribute("data-finished-at");
     const user = await db.user.findUniqueOrThrow({ where: { email }, select: { id: true } });
@@ -66,6 +68,9 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     await expect(page.getByTestId("sheet-summary")).toContainText(`${baseURL}/api/v1/sheets/${sheet.id}`);
     await expect(page.getByTestId("sheet-summary")).toContainText("3 rows");
     await expect(page.getByTestId("first-call-guide")).toContainText(`/api/v1/sheets/${sheet.id}`);
+    await expect(page.getByTestId("onboarding-step-1")).toHaveAttribute("data-done", "true");
+    await expect(page.getByTestId("onboarding-step-2")).toHaveAttribute("data-done", "true");
+    await expect(page.getByTestId("onboarding-step-3")).toHaveAttribute("data-done", "false");
 
     // Seven calls from outside the browser; the counter catches up on its own, without a reload.
     const callApi = () => request.get(`/api/v1/sheets/${sheet.id}`, { headers: { Authorization: `Bearer ${apiKey}` } });
@@ -77,7 +82,9 @@ test("a customer watches the live counter move, the sync persist it, and the quo
     await expect(page.getByTestId("live-used")).toHaveText("7", { timeout: LIVE_TIMEOUT });
     expect(navigations).toBe(0);
     await expect(page.getByTestId("live-counter")).toContainText("993");
-    // With usage, the guide gives way to the chart, whose only point so far is the live one.
+    // The guide ticks the call off, and the chart joins it; its only point so far is the live one.
+    await expect(page.getByTestId("first-call-received")).toBeVisible();
+    await expect(page.getByTestId("onboarding-step-3")).toHaveAttribute("data-done", "true");
     await expect(page.getByTestId("usage-chart")).toHaveAttribute("data-synced-points", "0");
     await expect(page.getByTestId("usage-chart").locator(".recharts-surface")).toBeVisible();
 

@@ -41,7 +41,51 @@ async function signInByCookie(page: Page, db: Db, userId: string, baseURL: strin
   ]);
 }
 
-export const test = base.extend<{ user: TestUser; loggedInPage: Page }, { db: Db }>({
+/**
+ * Any console error, any React hydration warning and any uncaught page error fails the test that caused it, so a
+ * regression such as a server-only constant rendered into an attribute cannot slip in unnoticed. A test that
+ * provokes an error on purpose (a 404 page logs the failed document load) says so with `consoleGuard.allow(…)`.
+ */
+export interface ConsoleGuard {
+  /** Lets messages matching `pattern` through for the rest of this test; `reason` documents why. */
+  allow(pattern: RegExp, reason: string): void;
+  /**
+   * Chromium logs every answer of `status` as "Failed to load resource"; a test that expects one (a form's 400, a
+   * 404 page) lets exactly that status through, and every other error still fails it.
+   */
+  allowStatus(status: number, reason: string): void;
+}
+
+// React's hydration warnings in development, and its minified recoverable errors (#418, #423, #425) in production.
+const HYDRATION = /hydrat|did not match|extra attributes from the server|Minified React error #4(18|19|22|23|25)/i;
+
+export const test = base.extend<{ user: TestUser; loggedInPage: Page; consoleGuard: ConsoleGuard }, { db: Db }>({
+  consoleGuard: [
+    async ({ page }, use) => {
+      const problems: string[] = [];
+      const allowed: RegExp[] = [];
+      const record = (text: string) => {
+        if (!allowed.some((pattern) => pattern.test(text))) problems.push(text);
+      };
+      page.on("console", (message) => {
+        const text = message.text();
+        const where = message.location().url ? ` (${message.location().url})` : "";
+        if (message.type() === "error") record(`console error: ${text}${where}`);
+        else if (message.type() === "warning" && HYDRATION.test(text)) record(`hydration warning: ${text}${where}`);
+      });
+      page.on("pageerror", (error) => record(`page error: ${error.message}`));
+      await use({
+        allow: (pattern) => void allowed.push(pattern),
+        allowStatus: (status) =>
+          void allowed.push(
+            new RegExp(`^console error: Failed to load resource: the server responded with a status of ${status} `),
+          ),
+      });
+      expect(problems, "the page logged errors or hydration warnings").toEqual([]);
+    },
+    { auto: true },
+  ],
+
   // The app's own Prisma client against the e2e database, for fixtures that create and clean up data.
   db: [
     async ({}, use) => {

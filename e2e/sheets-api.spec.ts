@@ -16,7 +16,7 @@ test("upload a CSV, create a key, call the API and get the rows back", async ({ 
   await expect(preview.getByRole("columnheader")).toHaveText(["city", "population", "capital"]);
   await expect(preview.getByRole("row").nth(3)).toContainText("Saint-Étienne");
 
-  const endpoint = (await page.locator("code", { hasText: "/api/v1/sheets/" }).textContent())!.trim();
+  const endpoint = (await page.getByTestId("sheet-endpoint").textContent())!.trim();
   expect(endpoint).toMatch(/\/api\/v1\/sheets\/\w+$/);
 
   await page.getByRole("link", { name: "API keys" }).click();
@@ -83,7 +83,13 @@ test("the sheets and keys pages fit a 390 px wide phone", async ({ loggedInPage:
   expect(await pageWidth()).toBeLessThanOrEqual(390);
 });
 
-test("a file over 10 MB is refused with a message and nothing is created", async ({ loggedInPage: page, db, user }) => {
+test("a file over 10 MB is refused with a message and nothing is created", async ({
+  loggedInPage: page,
+  db,
+  user,
+  consoleGuard,
+}) => {
+  consoleGuard.allowStatus(413, "the upload is refused with 413 on purpose");
   await page.goto("/sheets");
   const big = Buffer.alloc(10 * 1024 * 1024 + 10, "a");
   await page.getByLabel("CSV file").setInputFiles({ name: "big.csv", mimeType: "text/csv", buffer: big });

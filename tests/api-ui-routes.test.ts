@@ -4,6 +4,7 @@ import { action as keysAction, loader as keysLoader } from "~/routes/keys";
 import { action as sheetsAction, loader as sheetsLoader } from "~/routes/sheets";
 import { loader as sheetApiLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { getDb } from "~/utils/db.server";
+import { getEnv } from "~/utils/env.server";
 import { createTestSheet, createTestUser } from "./factories";
 import { formRequest, getRequest, settle, TEST_ORIGIN } from "./helpers/requests";
 import { signUpThroughForm } from "./helpers/sign-up";
@@ -139,5 +140,25 @@ describe("/keys", () => {
     );
     expect(response.status).toBe(400);
     expect((await response.json()).error).toMatch(/Name the key/);
+  });
+});
+
+describe("onboarding: a new key's ready-to-run command and each sheet's sample row", () => {
+  it("points the command at the newest sheet, or at /api/v1/usage before there is one", async () => {
+    const fresh = await signUpThroughForm("ui-onboarding");
+    const appUrl = getEnv().APP_URL;
+    const loadKeys = async () =>
+      (
+        await settle(keysLoader({ request: getRequest("/keys", { Cookie: fresh.cookie }), params: {}, context: {} }))
+      ).json();
+    expect((await loadKeys()).tryIt).toEqual({ sheetName: null, url: `${appUrl}/api/v1/usage` });
+
+    const { sheetId } = await createTestSheet(getDb(), fresh.userId, { name: "first", csv: "x,y\n1,a\n2,b\n" });
+    expect((await loadKeys()).tryIt).toEqual({ sheetName: "first", url: `${appUrl}/api/v1/sheets/${sheetId}` });
+
+    const sheets = await (
+      await settle(sheetsLoader({ request: getRequest("/sheets", { Cookie: fresh.cookie }), params: {}, context: {} }))
+    ).json();
+    expect(sheets.sheets[0]).toMatchObject({ id: sheetId, firstRow: { x: 1, y: "a" } });
   });
 });

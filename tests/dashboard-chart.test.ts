@@ -11,7 +11,7 @@ import {
   yScale,
   yTicks,
 } from "~/components/dashboard/chart-data";
-import { formatDuration, formatRelative } from "~/utils/format";
+import { formatRelative, formatShortDuration } from "~/utils/format";
 import type { LiveUsage, OutcomeHourView } from "~/components/dashboard/types";
 
 const live = (used: number, at: string, period = at.slice(0, 7)): LiveUsage => ({
@@ -187,9 +187,9 @@ describe("formatting", () => {
     expect(formatRelative("2026-11-29T08:28:00Z", now)).toBe("12 minutes ago");
     expect(formatRelative("2026-11-29T08:39:40Z", now)).toBe("just now");
     expect(formatRelative("2026-11-28T08:40:00Z", now)).toBe("yesterday");
-    expect(formatDuration(2 * 86_400 + 5)).toBe("2 days");
-    expect(formatDuration(86_400)).toBe("1 day");
-    expect(formatDuration(3 * 3600 + 1)).toBe("3 hours");
-    expect(formatDuration(30)).toBe("1 minute");
+    expect(formatShortDuration(2 * 86_400 + 5)).toBe("2 d");
+    expect(formatShortDuration(86_400)).toBe("1 d");
+    expect(formatShortDuration(3 * 3600 + 1)).toBe("3 h");
+    expect(formatShortDuration(30)).toBe("1 min");
   });
 });

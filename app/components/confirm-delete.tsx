@@ -22,8 +22,10 @@ export function ConfirmDelete({
   children: ReactNode;
 }) {
   return (
-    <details className="shrink-0">
-      <summary className="cursor-pointer list-none rounded border border-red-200 px-3 py-1.5 text-center text-sm text-red-700 hover:bg-red-50">
+    <details className="shrink-0 self-start">
+      {/* Secondary until opened: the destructive red belongs to the confirming button, not to the card's largest
+          control. */}
+      <summary className="inline-block cursor-pointer list-none rounded border border-slate-300 bg-white px-3 py-1.5 text-center text-sm text-slate-700 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600">
         {summary}
       </summary>
       <Form method="post" action={action} className="mt-2 max-w-xs rounded border border-red-200 bg-red-50 p-3 text-sm">

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "@upstash/redis";
+import { API_KEY_PREFIX } from "~/utils/api-key-shape";
 import type { Db } from "~/utils/db.server";
 import { bumpOwnerVersion, ownerVersionKey, ownerVersionOf, queueOwnerVersionBump } from "./owner-version.server";
 
@@ -12,11 +13,10 @@ import { bumpOwnerVersion, ownerVersionKey, ownerVersionOf, queueOwnerVersionBum
  * `resolveApiKey` (for /api/v1/usage) keeps a one-second memory layer, which bounds how long a revoked key keeps
  * working there in another process. Revoking a key or rewriting a user's entries bumps the owner's version.
  */
-export const API_KEY_PREFIX = "sm_live_";
+export { API_KEY_PREFIX, MAX_KEY_NAME_LENGTH } from "~/utils/api-key-shape";
 const API_KEY_PATTERN = /^sm_live_[A-Za-z0-9_-]{43}$/;
 // "sm_live_" plus six characters: enough to tell a customer's keys apart, far too little to guess the rest.
 const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 6;
-export const MAX_KEY_NAME_LENGTH = 60;
 
 // Not "quota:…": the usage sync finds counters by that prefix alone.
 const CACHE_PREFIX = "apikey:";

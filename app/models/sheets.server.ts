@@ -169,3 +169,21 @@ export async function previewSheetRows(
   const { rows } = await querySheetRows(db, sheet, { limit, offset: 0, filters: [] });
   return rows;
 }
+
+/**
+ * The first row (in file order) of each of the sheets, for the examples on /sheets: one query for all of them, each
+ * sheet's row read by the primary key (a LATERAL LIMIT 1, not a DISTINCT ON that would scan every row). A sheet
+ * without rows is missing from the map.
+ */
+export async function firstRowOfEachSheet(
+  db: Db,
+  sheets: readonly Pick<SheetSummary, "id" | "columns">[],
+): Promise<Map<string, SheetRowData>> {
+  if (sheets.length === 0) return new Map();
+  const found = await db.$queryRaw<{ sheetId: string; data: SheetRowData }[]>(Prisma.sql`
+    SELECT s.id AS "sheetId", r.data
+    FROM unnest(${sheets.map((sheet) => sheet.id)}::text[]) AS s(id)
+    CROSS JOIN LATERAL (SELECT "data" FROM "SheetRow" WHERE "sheetId" = s.id ORDER BY "index" LIMIT 1) AS r`);
+  const columnsById = new Map(sheets.map((sheet) => [sheet.id, sheet.columns]));
+  return new Map(found.map(({ sheetId, data }) => [sheetId, rowInColumnOrder(columnsById.get(sheetId) ?? [], data)]));
+}

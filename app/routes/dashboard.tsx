@@ -192,9 +192,11 @@ export default function Dashboard() {
   const live = useLiveUsage(data.usage.ok ? data.usage.data : null);
   const limit = live.usage?.limit ?? data.user.monthlyLimit;
   const sheets = data.sheets.ok ? data.sheets.data.sheets : [];
-  // A customer with no calls at all yet gets the way to make one, not an empty chart.
-  const isNewCustomer =
-    data.history.ok && !data.history.data.hasAnyHistory && live.usage !== null && live.usage.used === 0;
+  // A customer with no calls at all when the page loaded gets the way to make one, not an empty chart. The guide
+  // stays once the first call arrives (the polling counter sees it) to say so, and the chart joins it below.
+  const startedWithoutCalls =
+    data.history.ok && !data.history.data.hasAnyHistory && data.usage.ok && data.usage.data.used === 0;
+  const firstCallReceived = (live.usage?.used ?? 0) > 0;
   const keys = data.byKey.ok ? data.byKey.data.keys : null;
   const selectedKey = data.keyId ? (keys?.find((key) => key.id === data.keyId) ?? null) : null;
   // A key's line ends at its count when the page loaded: the live polling follows the account's counter only.
@@ -219,9 +221,17 @@ export default function Dashboard() {
           </div>
           <LastSync run={data.lastSync} serverNow={data.now} />
         </div>
-        {isNewCustomer ? (
-          <FirstCallGuide appUrl={data.appUrl} firstSheet={sheets[0] ?? null} />
-        ) : (
+        {startedWithoutCalls ? (
+          <FirstCallGuide
+            appUrl={data.appUrl}
+            progress={{
+              firstSheet: sheets[0] ?? null,
+              hasKey: keys?.some((key) => !key.revoked) ?? false,
+              firstCallReceived,
+            }}
+          />
+        ) : null}
+        {startedWithoutCalls && !firstCallReceived ? null : (
           <UsageChart
             range={data.range}
             view={data.view}

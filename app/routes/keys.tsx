@@ -9,10 +9,14 @@ import { ConfirmDelete } from "~/components/confirm-delete";
 import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
-import { createApiKey, listApiKeys, MAX_KEY_NAME_LENGTH, revokeApiKey } from "~/models/api-keys.server";
+import { createApiKey, listApiKeys, revokeApiKey } from "~/models/api-keys.server";
+import { MAX_KEY_NAME_LENGTH } from "~/utils/api-key-shape";
 import { keyCallsThisMonth } from "~/models/key-usage.server";
+import { listNewestSheets } from "~/models/sheets.server";
 import { getDb } from "~/utils/db.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
+import { curlCommand, sheetEndpoint, USAGE_API_PATH } from "~/utils/endpoints";
+import { getEnv } from "~/utils/env.server";
 import { formatCount, formatDateTime } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
 import { requireUser } from "~/auth/session-user.server";
@@ -24,14 +28,21 @@ export function loader({ request }: LoaderFunctionArgs) {
   return withDatabaseOutagePage(async () => {
     const user = await requireUser(request);
     const db = getDb();
-    const keys = await listApiKeys(db, user.id);
+    const [keys, newest] = await Promise.all([listApiKeys(db, user.id), listNewestSheets(db, user.id, 1)]);
+    const firstSheet = newest.sheets[0];
     // Live from Redis, else the last sync's counts (keyCallsThisMonth never fails for Redis alone).
     const { counts } = await keyCallsThisMonth(
       { redis: getRedis(), db },
       user.id,
       keys.map((key) => key.id),
     );
+    const appUrl = getEnv().APP_URL;
     return {
+      // Where a new key's ready-to-run command points: the newest sheet (the one the dashboard's guide names), or
+      // the usage endpoint before there is any sheet, so the command works either way.
+      tryIt: firstSheet
+        ? { sheetName: firstSheet.name, url: sheetEndpoint(appUrl, firstSheet.id) }
+        : { sheetName: null, url: `${appUrl}${USAGE_API_PATH}` },
       keys: keys.map((key) => ({
         callsThisMonth: counts.get(key.id) ?? 0,
         id: key.id,
@@ -91,7 +102,7 @@ export function action({ request }: ActionFunctionArgs) {
 }
 
 export default function KeysPage() {
-  const { keys } = useLoaderData<typeof loader>();
+  const { keys, tryIt } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const creating = navigation.state === "submitting" && navigation.formData?.get("intent") === "create";
@@ -118,7 +129,7 @@ export default function KeysPage() {
         }
       />
 
-      {created ? <NewKey name={created.name} apiKey={created.key} /> : null}
+      {created ? <NewKey name={created.name} apiKey={created.key} tryIt={tryIt} /> : null}
 
       <section
         aria-labelledby="create-heading"
@@ -205,7 +216,16 @@ export default function KeysPage() {
   );
 }
 
-function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
+function NewKey({
+  name,
+  apiKey,
+  tryIt,
+}: {
+  name: string;
+  apiKey: string;
+  tryIt: { sheetName: string | null; url: string };
+}) {
+  const curl = curlCommand(tryIt.url, apiKey);
   return (
     <section
       role="status"
@@ -226,6 +246,30 @@ function NewKey({ name, apiKey }: { name: string; apiKey: string }) {
           {apiKey}
         </code>
         <CopyButton text={apiKey}>Copy key</CopyButton>
+      </div>
+      <h3 className="mt-4 text-sm font-semibold text-amber-950">Try it now</h3>
+      <p className="mt-1 text-sm text-amber-900">
+        {tryIt.sheetName ? (
+          <>
+            Paste this into a terminal to get the rows of “{tryIt.sheetName}”. It counts as one call against your quota.
+          </>
+        ) : (
+          <>
+            Paste this into a terminal to see your quota (it counts nothing).{" "}
+            <Link to="/sheets" className="font-medium underline">
+              Upload a sheet
+            </Link>{" "}
+            to get an endpoint with rows.
+          </>
+        )}
+      </p>
+      <div className="mt-2 flex items-start gap-2">
+        <pre className="min-w-0 flex-1 whitespace-pre-wrap break-all rounded bg-slate-900 px-3 py-2 text-xs text-slate-50">
+          <code data-testid="new-key-curl">{curl}</code>
+        </pre>
+        <CopyButton text={curl} label="Copy the curl command">
+          Copy
+        </CopyButton>
       </div>
     </section>
   );

@@ -7,8 +7,10 @@ import { ConfirmDelete } from "~/components/confirm-delete";
 import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
+import { HorizontalScroll } from "~/components/horizontal-scroll";
+import { SheetExamples } from "~/components/sheets/sheet-examples";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
-import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
+import { deleteSheet, firstRowOfEachSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { isDatabaseUnavailable, withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
@@ -33,9 +35,15 @@ export function loader({ request }: LoaderFunctionArgs) {
     const db = getDb();
     const sheets = await listSheets(db, user.id);
     const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
+    // Each sheet's examples show its first row as the sample response.
+    const firstRows = await firstRowOfEachSheet(db, sheets);
     return {
       apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
-      sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
+      sheets: sheets.map((sheet) => ({
+        ...sheet,
+        createdAt: formatDate(sheet.createdAt),
+        firstRow: firstRows.get(sheet.id) ?? null,
+      })),
       preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
       justImported: previewed !== undefined && url.searchParams.has("imported"),
     };
@@ -174,6 +182,13 @@ export default function SheetsPage() {
                   </p>
                 </div>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
+                <SheetExamples
+                  sheetName={sheet.name}
+                  endpoint={`${apiBase}${sheet.id}`}
+                  columns={sheet.columns}
+                  firstRow={sheet.firstRow}
+                  rowCount={sheet.rowCount}
+                />
                 <div className="mt-3 flex flex-wrap items-start gap-3">
                   {preview?.sheetId === sheet.id ? (
                     <Link to="/sheets" preventScrollReset className={secondaryButton}>
@@ -232,7 +247,7 @@ function SheetPreview({
       ) : (
         <>
           {/* Wide sheets scroll sideways inside the card instead of widening the page on a phone. */}
-          <div className="overflow-x-auto rounded border border-slate-200">
+          <HorizontalScroll label="First rows of the sheet" className="rounded border border-slate-200">
             <table className="min-w-full divide-y divide-slate-200 text-left text-sm">
               <caption className="sr-only">First rows of the sheet</caption>
               <thead className="bg-slate-50">
@@ -256,7 +271,7 @@ function SheetPreview({
                 ))}
               </tbody>
             </table>
-          </div>
+          </HorizontalScroll>
           <p className="mt-2 text-xs text-slate-500">
             Showing the first {rows.length} of {formatCount(rowCount)} rows, with the types the API returns.
           </p>
@@ -276,9 +291,10 @@ function Cell({ value }: { value: CellValue }) {
 function EndpointUrl({ url }: { url: string }) {
   return (
     <div className="mt-2 flex items-center gap-2">
+      {/* Wrapped, not cut off: on a phone a truncated endpoint hides the sheet id, the part that matters. */}
       <code
-        className="min-w-0 flex-1 truncate rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm"
-        title={url}
+        data-testid="sheet-endpoint"
+        className="min-w-0 flex-1 break-all rounded bg-slate-100 px-2 py-1 text-xs text-slate-800 sm:text-sm"
       >
         {url}
       </code>

@@ -9,7 +9,20 @@ export const WEBHOOK_STATUS_ROUTE_PATH = "/api/webhooks/delivery-status";
 
 export const SHEET_API_PATH = "/api/v1/sheets";
 
+export const USAGE_API_PATH = "/api/v1/usage";
+
 /** Where a sheet's rows are served. */
 export function sheetEndpoint(appUrl: string, sheetId: string): string {
   return `${appUrl}${SHEET_API_PATH}/${sheetId}`;
+}
+
+/** The environment variable the docs and examples read a key from, so no page shows a key that is not real. */
+export const KEY_VARIABLE = "SHEETMETER_KEY";
+
+/**
+ * A curl command that runs as pasted into a POSIX shell: the key in double quotes (so `$SHEETMETER_KEY` expands),
+ * the URL in single quotes (so `&` and `?` stay literal), with any single quote in it percent-encoded.
+ */
+export function curlCommand(url: string, key: string): string {
+  return `curl -H "Authorization: Bearer ${key}" '${url.replaceAll("'", "%27")}'`;
 }

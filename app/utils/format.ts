@@ -6,7 +6,7 @@ const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 const relative = new Intl.RelativeTimeFormat("en-US", { numeric: "auto" });
 const mediumDate = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeZone: "UTC" });
-const mediumDateTime = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
+const shortDay = new Intl.DateTimeFormat("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
 
 export function formatCount(value: number): string {
   return integer.format(value);
@@ -46,9 +46,9 @@ export function formatDate(date: Date): string {
   return mediumDate.format(date);
 }
 
-/** "Nov 29, 2026, 8:12 AM UTC" */
+/** "Nov 29, 2026, 08:12 UTC": 24-hour like every other time on the pages, never "8:12 AM". */
 export function formatDateTime(date: Date): string {
-  return `${mediumDateTime.format(date)} UTC`;
+  return `${mediumDate.format(date)}, ${formatClock(date)} UTC`;
 }
 
 /** "December 1, 2026 at 00:00 UTC" */
@@ -61,7 +61,17 @@ export function formatResetDate(iso: string): string {
 /** "Nov 29, 08:00 UTC" */
 export function formatHour(date: Date | number): string {
   const d = new Date(date);
-  return `${d.toLocaleString("en-US", { month: "short", day: "numeric", timeZone: "UTC" })}, ${formatClock(d)} UTC`;
+  return `${shortDay.format(d)}, ${formatClock(d)} UTC`;
+}
+
+/**
+ * "Resets Dec 1, 00:00 UTC (in 23 h)": the date in the text itself, not only in a hover title a phone never shows.
+ * The countdown is measured from `nowIso` (the server's clock when it read the count), so server and browser agree.
+ */
+export function formatResetsAt(resetsAtIso: string, nowIso: string): string {
+  const resetsAt = new Date(resetsAtIso);
+  const seconds = Math.max(1, Math.round((resetsAt.getTime() - Date.parse(nowIso)) / 1000));
+  return `Resets ${formatHour(resetsAt)} (in ${formatShortDuration(seconds)})`;
 }
 
 /** "2026-11-29 08:12:05 UTC", for the exact time behind a relative one. */
@@ -77,7 +87,7 @@ export function formatClock(date: Date | number): string {
 /** Axis tick for a time: the hour on a one-day range, the day otherwise. */
 export function formatTick(ms: number, hourly: boolean): string {
   if (hourly) return formatClock(ms);
-  return new Date(ms).toLocaleString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
+  return shortDay.format(ms);
 }
 
 /** "12 minutes ago", "yesterday", "just now". */
@@ -90,10 +100,9 @@ export function formatRelative(iso: string, nowMs: number): string {
   return relative.format(Math.round(seconds / 86_400), "day");
 }
 
-/** "3 days", "1 day", "5 hours", "12 minutes": how long until the quota resets, rounded down like a countdown. */
-export function formatDuration(seconds: number): string {
-  const plural = (n: number, unit: string) => `${formatCount(n)} ${unit}${n === 1 ? "" : "s"}`;
-  if (seconds >= 86_400) return plural(Math.floor(seconds / 86_400), "day");
-  if (seconds >= 3600) return plural(Math.floor(seconds / 3600), "hour");
-  return plural(Math.max(1, Math.floor(seconds / 60)), "minute");
+/** "3 d", "23 h", "12 min": the countdown in a sentence's parentheses, rounded down. */
+export function formatShortDuration(seconds: number): string {
+  if (seconds >= 86_400) return `${formatCount(Math.floor(seconds / 86_400))} d`;
+  if (seconds >= 3600) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.max(1, Math.floor(seconds / 60))} min`;
 }

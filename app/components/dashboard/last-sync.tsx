@@ -1,5 +1,5 @@
 import { useSyncExternalStore } from "react";
-import { formatExact, formatRelative } from "~/utils/format";
+import { formatClock, formatRelative } from "~/utils/format";
 import type { Part, SyncRunView } from "./types";
 
 const TICK_MS = 30_000;
@@ -40,14 +40,11 @@ export function LastSync({ run, serverNow }: { run: Part<SyncRunView | null>; se
   );
 }
 
+/** "08:12 UTC (3 minutes ago)": plain text with the exact time in it, since a hover title never shows on a phone. */
 function When({ iso, now }: { iso: string; now: number }) {
   return (
-    <time
-      dateTime={iso}
-      title={formatExact(iso)}
-      className="underline decoration-slate-400 decoration-dotted decoration-2 underline-offset-4"
-    >
-      {formatRelative(iso, now)}
+    <time dateTime={iso}>
+      {formatClock(Date.parse(iso))} UTC ({formatRelative(iso, now)})
     </time>
   );
 }
@@ -91,10 +88,14 @@ function LastSyncBody({ run, now }: { run: Part<SyncRunView | null>; now: number
   }
   return (
     <>
-      <p className="mt-2 text-2xl font-semibold text-slate-900">
+      <p className="mt-2 text-lg font-semibold text-slate-900">
         <When iso={last.finishedAt} now={now} />
       </p>
-      <p className="mt-1 text-sm text-slate-600">Synced every hour. Calls since then show as "now" on the chart.</p>
+      {/* One caption for both freshness clocks: the history ends at the last sync, the live count does not. */}
+      <p className="mt-1 text-sm text-slate-600">
+        The chart's history runs to this sync; calls made since then are counted live and drawn as “now, not yet synced”
+        until the next hourly sync.
+      </p>
     </>
   );
 }

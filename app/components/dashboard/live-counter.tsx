@@ -1,4 +1,4 @@
-import { formatClock, formatCount, formatDuration, formatMonth, formatPercent, formatResetDate } from "~/utils/format";
+import { formatClock, formatCount, formatMonth, formatPercent, formatResetsAt } from "~/utils/format";
 import type { LiveUsage } from "./types";
 import type { LiveStatus } from "./use-live-usage";
 
@@ -10,11 +10,6 @@ export function usageLevel(usage: Pick<LiveUsage, "used" | "limit">): "ok" | "wa
 }
 
 const barColour = { ok: "bg-indigo-600", warning: "bg-amber-500", exhausted: "bg-red-600" } as const;
-
-/** Seconds until the reset, measured from the server's clock when it read the count (the same on server and client). */
-function secondsUntil(usage: LiveUsage): number {
-  return Math.max(1, Math.round((Date.parse(usage.resetsAt) - Date.parse(usage.at)) / 1000));
-}
 
 export function LiveCounter({ usage, status }: { usage: LiveUsage | null; status: LiveStatus }) {
   return (
@@ -64,13 +59,11 @@ function Counter({ usage }: { usage: LiveUsage }) {
           <dt>Remaining:</dt>
           <dd className="font-medium tabular-nums text-slate-900">{formatCount(usage.remaining)}</dd>
         </div>
-        <div className="flex flex-wrap gap-x-1">
-          <dt>Resets in</dt>
-          <dd className="font-medium text-slate-900">
-            <time dateTime={usage.resetsAt} title={formatResetDate(usage.resetsAt)}>
-              {formatDuration(secondsUntil(usage))}
-            </time>{" "}
-            <span className="font-normal text-slate-600">(UTC)</span>
+        <div>
+          {/* The date is in the text (a phone shows no hover title); the countdown runs from the server's read. */}
+          <dt className="sr-only">Quota reset</dt>
+          <dd data-testid="live-resets" className="text-slate-900">
+            <time dateTime={usage.resetsAt}>{formatResetsAt(usage.resetsAt, usage.at)}</time>
           </dd>
         </div>
       </dl>

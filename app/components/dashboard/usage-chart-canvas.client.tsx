@@ -103,126 +103,145 @@ export function UsageChartCanvas({ data, limit, limitSteps, yTicks, from, to, ho
   const bucketMs = kind === "day" ? DAY_MS : HOUR_MS;
   const plotWidth = Math.max(1, width - Y_AXIS_WIDTH - MARGIN.left - MARGIN.right);
   const barSize = Math.max(1, Math.floor((plotWidth / Math.max(1, (to - from) / bucketMs)) * 0.8));
+  // A finger cannot hover: once the chart is touched, a tap (a click) shows the value under it instead. The
+  // pointerdown comes before the tap's click, so the very first tap already shows a value.
+  const [trigger, setTrigger] = useState<"hover" | "click">("hover");
   return (
-    <ResponsiveContainer
-      width="100%"
-      height="100%"
-      initialDimension={{ width: 600, height: 288 }}
-      onResize={(newWidth) => setWidth(newWidth)}
+    <div
+      className="h-full w-full"
+      onPointerDown={(event) => setTrigger(event.pointerType === "mouse" ? "hover" : "click")}
     >
-      <ComposedChart data={data} margin={MARGIN} barGap={0} barCategoryGap="15%">
-        <CartesianGrid stroke={GRID} vertical={false} />
-        <XAxis
-          dataKey="t"
-          type="number"
-          scale="time"
-          domain={[from, to]}
-          ticks={xTicks(from, to, hourly)}
-          tickFormatter={(ms: number) => formatTick(ms, hourly)}
-          tick={{ fill: AXIS_TEXT, fontSize: 12 }}
-          stroke={AXIS_TEXT}
-          minTickGap={28}
-        />
-        <YAxis
-          domain={[0, yTicks.at(-1) ?? 1]}
-          ticks={yTicks}
-          allowDecimals={false}
-          tickFormatter={formatAxisCount}
-          tick={{ fill: AXIS_TEXT, fontSize: 12 }}
-          stroke={AXIS_TEXT}
-          width={Y_AXIS_WIDTH}
-        />
-        {kind === "line" ? (
-          <Tooltip content={UsageTooltip} cursor={{ stroke: AXIS_TEXT, strokeDasharray: "3 3" }} />
-        ) : (
-          <Tooltip
-            content={(props: TooltipContentProps) => <BarTooltip {...props} granularity={kind} />}
-            cursor={{ fill: GRID }}
+      <ResponsiveContainer
+        width="100%"
+        height="100%"
+        initialDimension={{ width: 600, height: 288 }}
+        onResize={(newWidth) => setWidth(newWidth)}
+      >
+        {/* The accessibility layer makes the plot a tab stop whose arrow keys walk the tooltip from value to value;
+          a tap shows a value's tooltip like a hover does. The same values are in the table below the chart. */}
+        <ComposedChart
+          data={data}
+          margin={MARGIN}
+          barGap={0}
+          barCategoryGap="15%"
+          accessibilityLayer
+          title="Usage chart"
+          desc="Use the left and right arrow keys to read each value. The values are also in the table below."
+        >
+          <CartesianGrid stroke={GRID} vertical={false} />
+          <XAxis
+            dataKey="t"
+            type="number"
+            scale="time"
+            domain={[from, to]}
+            ticks={xTicks(from, to, hourly)}
+            tickFormatter={(ms: number) => formatTick(ms, hourly)}
+            tick={{ fill: AXIS_TEXT, fontSize: 12 }}
+            stroke={AXIS_TEXT}
+            minTickGap={28}
           />
-        )}
-        {kind === "line" && limit !== null ? (
-          <ReferenceLine
-            y={limit}
-            stroke={limitSteps ? "none" : LIMIT}
-            strokeWidth={2}
-            strokeDasharray="6 4"
-            label={{ value: `Limit ${formatCount(limit)}`, position: "insideTopLeft", fill: LIMIT, fontSize: 12 }}
+          <YAxis
+            domain={[0, yTicks.at(-1) ?? 1]}
+            ticks={yTicks}
+            allowDecimals={false}
+            tickFormatter={formatAxisCount}
+            tick={{ fill: AXIS_TEXT, fontSize: 12 }}
+            stroke={AXIS_TEXT}
+            width={Y_AXIS_WIDTH}
           />
-        ) : null}
-        {kind === "line" && limit !== null && limitSteps ? (
-          <Line
-            dataKey="limit"
-            name="Limit in force"
-            type="stepAfter"
-            stroke={LIMIT}
-            strokeWidth={2}
-            strokeDasharray="6 4"
-            dot={false}
-            activeDot={false}
-            isAnimationActive={false}
-            connectNulls
-          />
-        ) : null}
-        {kind === "line" ? (
-          <Area
-            dataKey="synced"
-            name="Synced"
-            type="linear"
-            stroke={SYNCED}
-            strokeWidth={2}
-            fill={SYNCED}
-            fillOpacity={0.12}
-            dot={data.length <= 48 ? { r: 3, fill: SYNCED, strokeWidth: 0 } : false}
-            activeDot={{ r: 5 }}
-            isAnimationActive={false}
-            connectNulls={false}
-          />
-        ) : null}
-        {kind === "line" ? (
-          <Line
-            dataKey="pending"
-            name="Now, not yet synced"
-            type="linear"
-            stroke={PENDING}
-            strokeWidth={2}
-            strokeDasharray="5 4"
-            dot={LiveDot}
-            activeDot={{ r: 6, fill: "#ffffff", stroke: PENDING, strokeWidth: 3 }}
-            isAnimationActive={false}
-            connectNulls
-          />
-        ) : null}
-        {kind === "line" ? null : (
-          <Bar
-            dataKey="synced"
-            name="Synced"
-            stackId="calls"
-            fill={SYNCED}
-            barSize={barSize}
-            isAnimationActive={false}
-          />
-        )}
-        {kind === "line" ? null : (
-          <Bar
-            dataKey="pending"
-            name="Not yet synced"
-            stackId="calls"
-            fill={PENDING_BAR}
-            barSize={barSize}
-            isAnimationActive={false}
-          />
-        )}
-        {kind === "line" ? null : (
-          <Bar
-            dataKey="refused"
-            name="Refused"
-            stackId="calls"
-            fill={REFUSED_BAR}
-            barSize={barSize}
-            isAnimationActive={false}
-          />
-        )}
-      </ComposedChart>
-    </ResponsiveContainer>
+          {kind === "line" ? (
+            <Tooltip content={UsageTooltip} trigger={trigger} cursor={{ stroke: AXIS_TEXT, strokeDasharray: "3 3" }} />
+          ) : (
+            <Tooltip
+              trigger={trigger}
+              content={(props: TooltipContentProps) => <BarTooltip {...props} granularity={kind} />}
+              cursor={{ fill: GRID }}
+            />
+          )}
+          {kind === "line" && limit !== null ? (
+            <ReferenceLine
+              y={limit}
+              stroke={limitSteps ? "none" : LIMIT}
+              strokeWidth={2}
+              strokeDasharray="6 4"
+              label={{ value: `Limit ${formatCount(limit)}`, position: "insideTopLeft", fill: LIMIT, fontSize: 12 }}
+            />
+          ) : null}
+          {kind === "line" && limit !== null && limitSteps ? (
+            <Line
+              dataKey="limit"
+              name="Limit in force"
+              type="stepAfter"
+              stroke={LIMIT}
+              strokeWidth={2}
+              strokeDasharray="6 4"
+              dot={false}
+              activeDot={false}
+              isAnimationActive={false}
+              connectNulls
+            />
+          ) : null}
+          {kind === "line" ? (
+            <Area
+              dataKey="synced"
+              name="Synced"
+              type="linear"
+              stroke={SYNCED}
+              strokeWidth={2}
+              fill={SYNCED}
+              fillOpacity={0.12}
+              dot={data.length <= 48 ? { r: 3, fill: SYNCED, strokeWidth: 0 } : false}
+              activeDot={{ r: 5 }}
+              isAnimationActive={false}
+              connectNulls={false}
+            />
+          ) : null}
+          {kind === "line" ? (
+            <Line
+              dataKey="pending"
+              name="Now, not yet synced"
+              type="linear"
+              stroke={PENDING}
+              strokeWidth={2}
+              strokeDasharray="5 4"
+              dot={LiveDot}
+              activeDot={{ r: 6, fill: "#ffffff", stroke: PENDING, strokeWidth: 3 }}
+              isAnimationActive={false}
+              connectNulls
+            />
+          ) : null}
+          {kind === "line" ? null : (
+            <Bar
+              dataKey="synced"
+              name="Synced"
+              stackId="calls"
+              fill={SYNCED}
+              barSize={barSize}
+              isAnimationActive={false}
+            />
+          )}
+          {kind === "line" ? null : (
+            <Bar
+              dataKey="pending"
+              name="Not yet synced"
+              stackId="calls"
+              fill={PENDING_BAR}
+              barSize={barSize}
+              isAnimationActive={false}
+            />
+          )}
+          {kind === "line" ? null : (
+            <Bar
+              dataKey="refused"
+              name="Refused"
+              stackId="calls"
+              fill={REFUSED_BAR}
+              barSize={barSize}
+              isAnimationActive={false}
+            />
+          )}
+        </ComposedChart>
+      </ResponsiveContainer>
+    </div>
   );
 }

@@ -1,5 +1,5 @@
 import { Form, Link } from "@remix-run/react";
-import { lazy, Suspense, useState, type ReactNode } from "react";
+import { lazy, Suspense, useId, useState, type ReactNode } from "react";
 import { USAGE_VIEWS, type UsageRange, type UsageView } from "~/utils/usage-ranges";
 import {
   buildBarData,
@@ -443,16 +443,29 @@ function Plot(props: UsageChartCanvasProps) {
 }
 
 /**
- * Every value the chart draws, readable without a mouse: on a phone, with a screen reader, or without JavaScript.
- * Collapsed by default; long ranges scroll inside it rather than lengthening the page.
+ * Every value the chart draws, readable without a mouse: on a phone (tap the button), from the keyboard, and by
+ * screen readers, for which the table is always there, visually hidden until shown (a collapsed <details> would hide
+ * it from them too). Long ranges scroll inside it rather than lengthening the page.
  */
 function ValuesTable({ caption, columns, rows }: { caption: string; columns: string[]; rows: string[][] }) {
+  const [shown, setShown] = useState(false);
+  const id = useId();
   return (
-    <details className="mt-3 text-sm">
-      <summary className="cursor-pointer rounded font-medium text-indigo-700 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600">
-        Show the values as a table
-      </summary>
-      <div className="mt-2 max-h-72 overflow-y-auto rounded border border-slate-200">
+    <div className="mt-3 text-sm">
+      <button
+        type="button"
+        aria-expanded={shown}
+        aria-controls={id}
+        onClick={() => setShown((value) => !value)}
+        className="rounded font-medium text-indigo-700 underline-offset-2 hover:underline focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+      >
+        {shown ? "Hide the values table" : "Show the values as a table"}
+      </button>
+      <div
+        id={id}
+        data-testid="usage-table-box"
+        className={shown ? "mt-2 max-h-72 overflow-y-auto rounded border border-slate-200" : "sr-only"}
+      >
         <table data-testid="usage-table" className="w-full text-left tabular-nums">
           <caption className="sr-only">{caption}</caption>
           <thead className="sticky top-0 bg-slate-50 text-slate-700">
@@ -483,7 +496,7 @@ function ValuesTable({ caption, columns, rows }: { caption: string; columns: str
           </tbody>
         </table>
       </div>
-    </details>
+    </div>
   );
 }
 
