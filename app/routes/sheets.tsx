@@ -143,7 +143,7 @@ export default function SheetsPage() {
         >
           <div>
             <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
-              CSV or XLSX file
+              CSV file or XLSX workbook
             </label>
             <input
               id="csv-file"

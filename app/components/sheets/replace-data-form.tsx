@@ -36,14 +36,19 @@ export function ReplaceDataForm({ sheetId, name, error }: { sheetId: string; nam
     navigation.formData?.get("intent") === "replace" &&
     navigation.formData?.get("sheetId") === sheetId;
   return (
-    <details className="shrink-0" open={error ? true : undefined} data-testid={`replace-${sheetId}`}>
-      <summary className="cursor-pointer list-none rounded border border-slate-300 px-3 py-1.5 text-center text-sm hover:bg-slate-100">
+    // Open, it takes a line of its own so the form never widens the card past a phone's screen.
+    <details
+      className="shrink-0 open:w-full open:basis-full"
+      open={error ? true : undefined}
+      data-testid={`replace-${sheetId}`}
+    >
+      <summary className="inline-block cursor-pointer list-none rounded border border-slate-300 px-3 py-1.5 text-center text-sm hover:bg-slate-100">
         Replace data…
       </summary>
       <Form
         method="post"
         encType="multipart/form-data"
-        className="mt-2 max-w-md space-y-3 rounded border border-slate-200 bg-slate-50 p-3 text-sm"
+        className="mt-2 w-full max-w-md space-y-3 rounded border border-slate-200 bg-slate-50 p-3 text-sm"
       >
         <input type="hidden" name="intent" value="replace" />
         <input type="hidden" name="sheetId" value={sheetId} />
@@ -53,7 +58,7 @@ export function ReplaceDataForm({ sheetId, name, error }: { sheetId: string; nam
         </p>
         <div>
           <label htmlFor={`${id}-file`} className="block text-sm font-medium text-slate-800">
-            New CSV or XLSX file
+            Replacement file (CSV or XLSX)
           </label>
           <input id={`${id}-file`} name="file" type="file" accept={SHEET_FILE_ACCEPT} required className={fileInput} />
         </div>
