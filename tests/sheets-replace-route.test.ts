@@ -91,7 +91,7 @@ describe("/sheets: replace data", () => {
         ],
       },
     ]).toBuffer();
-    const response = await post({ file: [new Blob([workbook]), "cities.xlsx"], worksheet: " Data " });
+    const response = await post({ file: [new Blob([new Uint8Array(workbook)]), "cities.xlsx"], worksheet: " Data " });
     expect(response.status).toBe(302);
     const sheetId = new URL(response.headers.get("Location")!, TEST_ORIGIN).searchParams.get("preview")!;
     expect(await db.sheet.findUniqueOrThrow({ where: { id: sheetId } })).toMatchObject({
