@@ -227,8 +227,8 @@ export async function createSheet(
   return { sheetId, rows: parsed.rows.length, columns: parsed.columns };
 }
 
-/** Parses a CSV file and creates the sheet from it (see `createSheet`). */
-export function importSheet(
+/** Parses a CSV file and creates the sheet from it (see `createSheet`); a refused file rejects, never throws. */
+export async function importSheet(
   db: Db,
   input: { userId: string; name: string; bytes: Uint8Array },
 ): Promise<{ sheetId: string; rows: number; columns: string[] }> {
