@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildSheetExamples } from "~/components/sheets/sheet-examples-data";
 import { importSheet } from "~/models/csv-import.server";
+import { parseSheetBytes, replaceSheetData } from "~/models/sheet-data.server";
 import { firstRowOfEachSheet } from "~/models/sheets.server";
 import { getDb } from "~/utils/db.server";
+import { getRedis } from "~/utils/redis.server";
 import { curlCommand } from "~/utils/endpoints";
 import { createTestUser } from "./factories";
 
@@ -81,14 +83,27 @@ describe("firstRowOfEachSheet", () => {
     const b = await importSheet(db, { userId, name: "b", bytes: encode("name\nonly\n") });
     const empty = await importSheet(db, { userId, name: "empty", bytes: encode("name\n") });
     const rows = await firstRowOfEachSheet(db, [
-      { id: a.sheetId, columns: a.columns },
-      { id: b.sheetId, columns: b.columns },
-      { id: empty.sheetId, columns: empty.columns },
+      { id: a.sheetId, columns: a.columns, version: 1 },
+      { id: b.sheetId, columns: b.columns, version: 1 },
+      { id: empty.sheetId, columns: empty.columns, version: 1 },
     ]);
     expect(rows.get(a.sheetId)).toEqual({ z: 1, a: "x" });
     expect(Object.keys(rows.get(a.sheetId)!)).toEqual(["z", "a"]);
     expect(rows.get(b.sheetId)).toEqual({ name: "only" });
     expect(rows.has(empty.sheetId)).toBe(false);
     expect((await firstRowOfEachSheet(db, [])).size).toBe(0);
+  });
+
+  it("reads the first row of the version it is given, after the data was replaced", async () => {
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const sheet = await importSheet(db, { userId, name: "replaced", bytes: encode("city\nParis\n") });
+    const replaced = await replaceSheetData(
+      { redis: getRedis(), db },
+      { sheetId: sheet.sheetId, userId, parsed: await parseSheetBytes(encode("town,pop\nOslo,7\n"), "csv") },
+    );
+    const rows = await firstRowOfEachSheet(db, [
+      { id: sheet.sheetId, columns: replaced!.columns, version: replaced!.version },
+    ]);
+    expect(rows.get(sheet.sheetId)).toEqual({ town: "Oslo", pop: 7 });
   });
 });

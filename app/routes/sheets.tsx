@@ -8,8 +8,10 @@ import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { HorizontalScroll } from "~/components/horizontal-scroll";
+import { ReplaceDataForm, SHEET_FILE_ACCEPT, WorksheetField } from "~/components/sheets/replace-data-form";
 import { SheetExamples } from "~/components/sheets/sheet-examples";
-import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
+import { createSheet, MAX_CSV_BYTES, SheetImportError, sheetNameFrom } from "~/models/csv-import.server";
+import { parseSheetFile, replaceSheetData, worksheetOption } from "~/models/sheet-data.server";
 import { deleteSheet, firstRowOfEachSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { isDatabaseUnavailable, withDatabaseOutagePage } from "~/utils/database-outage.server";
@@ -17,7 +19,7 @@ import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { getRedis } from "~/utils/redis.server";
 import { readPageForm, readUploadForm } from "~/utils/request-guard.server";
-import { formatCount, formatDate } from "~/utils/format";
+import { formatCount, formatDate, formatDateTime } from "~/utils/format";
 import type { CellValue } from "~/utils/sheet-cells";
 import { requireUser } from "~/auth/session-user.server";
 
@@ -43,14 +45,17 @@ export function loader({ request }: LoaderFunctionArgs) {
         ...sheet,
         createdAt: formatDate(sheet.createdAt),
         firstRow: firstRows.get(sheet.id) ?? null,
+        dataUpdatedAt: formatDateTime(sheet.dataUpdatedAt),
       })),
       preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
       justImported: previewed !== undefined && url.searchParams.has("imported"),
+      justReplaced: previewed !== undefined && url.searchParams.has("replaced"),
     };
   });
 }
 
-type ActionData = { error: string };
+/** A refusal; `sheetId` when it belongs to that sheet's "Replace data" form rather than the upload form. */
+type ActionData = { error: string; sheetId?: string };
 
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
@@ -77,21 +82,32 @@ export function action({ request }: ActionFunctionArgs) {
 
     const form = await readUploadForm(request, { maxBodyBytes: MAX_UPLOAD_BODY_BYTES, maxFileBytes: MAX_CSV_BYTES });
     if (!form) return data<ActionData>({ error: tooLarge }, { status: 413 });
+    const replacing = form.get("intent") === "replace" ? String(form.get("sheetId") ?? "") : undefined;
     const file = form.get("file");
     if (!(file instanceof File) || file.size === 0) {
-      return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
+      return data<ActionData>({ error: "Choose a CSV file or an XLSX workbook.", sheetId: replacing }, { status: 400 });
     }
-    const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
     try {
-      // The import's batched inserts may take longer than a request's statement deadline allows.
-      const { sheetId } = await importSheet(getBulkDb(), {
-        userId: user.id,
-        name,
-        bytes: new Uint8Array(await file.arrayBuffer()),
-      });
+      const parsed = await parseSheetFile(
+        { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) },
+        worksheetOption(form.get("worksheet")),
+      );
+      // The batched inserts may take longer than a request's statement deadline allows.
+      if (replacing !== undefined) {
+        const replaced = await replaceSheetData(
+          { redis: getRedis(), db: getBulkDb() },
+          { sheetId: replacing, userId: user.id, parsed },
+        );
+        if (!replaced) return data<ActionData>({ error: "This sheet no longer exists." }, { status: 404 });
+        return redirect(`/sheets?preview=${replaced.sheetId}&replaced=1`);
+      }
+      const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
+      const { sheetId } = await createSheet(getBulkDb(), { userId: user.id, name, parsed });
       return redirect(`/sheets?preview=${sheetId}&imported=1`);
     } catch (error) {
-      if (error instanceof CsvImportError) return data<ActionData>({ error: error.message }, { status: error.status });
+      if (error instanceof SheetImportError) {
+        return data<ActionData>({ error: error.message, sheetId: replacing }, { status: error.status });
+      }
       throw error;
     }
   });
@@ -100,24 +116,28 @@ export function action({ request }: ActionFunctionArgs) {
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
 
 export default function SheetsPage() {
-  const { sheets, apiBase, preview, justImported } = useLoaderData<typeof loader>();
+  const { sheets, apiBase, preview, justImported, justReplaced } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const uploading = navigation.state === "submitting" && navigation.formEncType === "multipart/form-data";
 
   return (
     <div className="space-y-8">
-      <PageHeader title="Sheets" description="Upload a CSV and every row is available as JSON from its own endpoint." />
+      <PageHeader
+        title="Sheets"
+        description="Upload a CSV or XLSX file and every row is available as JSON from its own endpoint."
+      />
 
       <section
         aria-labelledby="upload-heading"
         className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6"
       >
         <h2 id="upload-heading" className="text-lg font-semibold">
-          Upload a CSV
+          Upload a CSV or XLSX file
         </h2>
         <p className="mt-1 text-sm text-slate-600">
-          UTF-8, comma- or semicolon-separated, first row as column names. Up to 10 MB and 100,000 rows.
+          CSV: UTF-8, comma- or semicolon-separated. XLSX: the first worksheet, or the one you name. First row as column
+          names. Up to 10 MB and 100,000 rows.
         </p>
         {/* Keyed by the last import so the chosen file and name clear once it has landed. */}
         <Form
@@ -128,13 +148,13 @@ export default function SheetsPage() {
         >
           <div>
             <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
-              CSV file
+              CSV file or XLSX workbook
             </label>
             <input
               id="csv-file"
               name="file"
               type="file"
-              accept=".csv,text/csv"
+              accept={SHEET_FILE_ACCEPT}
               required
               className="mt-1 block w-full text-sm text-slate-700 file:mr-3 file:rounded file:border-0 file:bg-indigo-50 file:px-3 file:py-2 file:text-sm file:font-medium file:text-indigo-800 hover:file:bg-indigo-100"
             />
@@ -151,7 +171,8 @@ export default function SheetsPage() {
               className="mt-1 block w-full rounded border border-slate-300 bg-white px-3 py-2 text-base shadow-sm focus:border-indigo-600 focus:outline-none focus:ring-2 focus:ring-indigo-600"
             />
           </div>
-          <FormError message={actionData?.error} />
+          <WorksheetField id="upload-worksheet" />
+          <FormError message={actionData?.sheetId === undefined ? actionData?.error : undefined} />
           <button type="submit" className={`${primaryButton} w-full sm:w-auto`} disabled={uploading}>
             {uploading ? "Uploading…" : "Upload"}
           </button>
@@ -181,6 +202,9 @@ export default function SheetsPage() {
                     {sheet.columns.length === 1 ? "column" : "columns"} · {sheet.createdAt}
                   </p>
                 </div>
+                <p className="mt-1 text-xs text-slate-500" data-testid="data-updated">
+                  Data last changed {sheet.dataUpdatedAt} · version {sheet.version}
+                </p>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
                 <SheetExamples
                   sheetName={sheet.name}
@@ -199,6 +223,11 @@ export default function SheetsPage() {
                       Preview
                     </Link>
                   )}
+                  <ReplaceDataForm
+                    sheetId={sheet.id}
+                    name={sheet.name}
+                    error={actionData?.sheetId === sheet.id ? actionData.error : undefined}
+                  />
                   <DeleteSheet sheetId={sheet.id} name={sheet.name} rowCount={sheet.rowCount} />
                 </div>
                 {preview?.sheetId === sheet.id ? (
@@ -207,6 +236,7 @@ export default function SheetsPage() {
                     rows={preview.rows}
                     rowCount={sheet.rowCount}
                     justImported={justImported}
+                    justReplaced={justReplaced}
                   />
                 ) : null}
               </li>
@@ -225,14 +255,22 @@ function SheetPreview({
   rows,
   rowCount,
   justImported,
+  justReplaced,
 }: {
   columns: string[];
   rows: Record<string, CellValue>[];
   rowCount: number;
   justImported: boolean;
+  justReplaced: boolean;
 }) {
   return (
     <div className="mt-4">
+      {justReplaced ? (
+        <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
+          Replaced the data: {formatCount(rowCount)} {rowCount === 1 ? "row" : "rows"}. The endpoint and keys are
+          unchanged; calls get the new rows from now on.
+        </p>
+      ) : null}
       {justImported ? (
         <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
           Imported {formatCount(rowCount)} {rowCount === 1 ? "row" : "rows"}. Call the endpoint above with an{" "}
