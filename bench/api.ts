@@ -61,18 +61,29 @@ interface Round extends LoadResult {
   restCpuMs: number | null;
 }
 
+const median = (values: number[]) => {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/**
+ * A cell's figures: the median over its rounds of each round's own figure, so one round that another process on
+ * the machine disturbed does not move the result (a mean of p99s is mostly the worst round's).
+ */
 function combine(rounds: Round[]) {
-  const requests = rounds.reduce((sum, round) => sum + round.requests, 0);
-  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
-  const mean = (pick: (round: Round) => number | null) =>
-    Math.round((rounds.reduce((sum, round) => sum + (pick(round) ?? Number.NaN), 0) / rounds.length) * 1000) / 1000;
+  const mid = (pick: (round: Round) => number | null, places: number) => {
+    const value = median(rounds.map((round) => pick(round) ?? Number.NaN));
+    return value === null ? null : Math.round(value * 10 ** places) / 10 ** places;
+  };
   return {
-    requests,
-    reqPerSec: Math.round((requests / seconds) * 10) / 10,
-    p50Ms: mean((round) => round.p50),
-    p99Ms: mean((round) => round.p99),
-    cpuMsPerRequest: mean((round) => round.cpuMs),
-    restCpuMsPerRequest: mean((round) => round.restCpuMs),
+    requests: rounds.reduce((sum, round) => sum + round.requests, 0),
+    reqPerSec: mid((round) => round.requests / round.seconds, 1) ?? 0,
+    p50Ms: mid((round) => round.p50, 3) ?? 0,
+    p99Ms: mid((round) => round.p99, 3) ?? 0,
+    cpuMsPerRequest: mid((round) => round.cpuMs, 3),
+    restCpuMsPerRequest: mid((round) => round.restCpuMs, 3),
     non2xx: rounds.reduce((sum, round) => sum + round.non2xx, 0),
     errors: rounds.reduce((sum, round) => sum + round.errors, 0),
   };
@@ -85,8 +96,13 @@ async function main() {
   const stops: (() => Promise<void>)[] = [];
   let sheet: MeteredSheet | undefined;
   let metered: AppServer | undefined;
+  const profileDir = flags["cpu-prof"] ? path.resolve(flags["cpu-prof"]) : undefined;
+  // A profile is written only when the process exits cleanly: SIGUSR2 makes the profiled server exit at once,
+  // without waiting out server.js's graceful shutdown. The REST stand-in exits on its SIGTERM.
+  const profiling = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   try {
     sheet = await createMeteredSheet({
+      restNodeArgs: profiling,
       dbPrefix: "sm_bench_api",
       redisDb: REDIS_DB,
       email: "bench-api@example.com",
@@ -96,24 +112,18 @@ async function main() {
     });
     const { rest, key, sheetId, counted } = sheet;
     const common = { ...sheet.appEnv, SHEETMETER_BENCH_UNMETERED: "1", APP_URL: "http://127.0.0.1" };
-    const profileDir = flags["cpu-prof"] ? path.resolve(flags["cpu-prof"]) : undefined;
-    // A profile is written only when the process exits cleanly: SIGUSR2 makes the profiled server exit at once,
-    // without waiting out server.js's graceful shutdown.
-    const profiling = profileDir
-      ? [
-          "--cpu-prof",
-          `--cpu-prof-dir=${profileDir}`,
-          "--import=data:text/javascript,process.once('SIGUSR2',()=>process.exit(0))",
-        ]
+    const appProfiling = profileDir
+      ? [...profiling, "--import=data:text/javascript,process.once('SIGUSR2',()=>process.exit(0))"]
       : [];
-    metered = await startApp({ ...common, NODE_ENV: "production" }, { nodeArgs: profiling });
+    metered = await startApp({ ...common, NODE_ENV: "production" }, { nodeArgs: appProfiling });
+    if (profileDir) log(`Profiling the metered server (pid ${metered.process.pid}) and the REST stand-in (pid ${rest.pid}).`);
     const meteredApp = metered;
     stops.push(async () => {
       if (profileDir) {
         const exited = new Promise((resolve) => meteredApp.process.once("exit", resolve));
         meteredApp.process.kill("SIGUSR2");
         await exited;
-        log(`CPU profile of the metered server written to ${profileDir}`);
+        log(`CPU profiles of the metered server and the REST stand-in written to ${profileDir}`);
       } else {
         await stopProcess(meteredApp.process);
       }

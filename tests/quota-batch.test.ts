@@ -126,6 +126,17 @@ describe("quota batching", () => {
     expect(paths).toEqual(["pipeline", "pipeline"]);
   });
 
+  it("reloads the script for a lone check after NOSCRIPT, counting it once", async () => {
+    const { redis, paths } = countingRedis();
+    const owner = await makeOwner(100);
+    await raw.set(quotaKey(owner.userId, "2026-11"), "10");
+    await raw.script("FLUSH");
+    expect(await consumeQuota(redis, db, owner, NOW)).toMatchObject({ allowed: true, used: 11 });
+    expect(await raw.get(quotaKey(owner.userId, "2026-11"))).toBe("11");
+    // The EVALSHA that met NOSCRIPT, then the EVAL that ran it and loaded the script.
+    expect(paths).toEqual(["/", "/"]);
+  });
+
   it("seeds missing counters of several users in a batch from their own snapshots", async () => {
     const { redis } = countingRedis();
     const owners = await Promise.all([makeOwner(1000), makeOwner(1000), makeOwner(1000)]);

@@ -57,6 +57,8 @@ export async function createMeteredSheet(options: {
   monthlyLimit: number;
   rows: number;
   log: (line: string) => void;
+  /** Node's own flags for the REST stand-in's process (to profile it). */
+  restNodeArgs?: string[];
 }): Promise<MeteredSheet> {
   const scratch = await createScratchDatabase(PG_ADMIN_URL, options.dbPrefix);
   const direct = new IORedis(REDIS_URL, { db: options.redisDb });
@@ -72,7 +74,7 @@ export async function createMeteredSheet(options: {
   try {
     await direct.flushdb();
     const token = `bench-${randomBytes(8).toString("hex")}`;
-    rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: options.redisDb });
+    rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: options.redisDb }, options.restNodeArgs);
 
     const user = await db.user.create({
       data: { email: options.email, passwordHash: "unused", monthlyLimit: options.monthlyLimit },
