@@ -20,19 +20,30 @@ import { startReferenceServer } from "./lib/reference-server";
  *
  * Two calls — the plain first call (the default 100-row page of a 250-row sheet) and a filtered + sorted + searched
  * one — at each concurrency (10 and 50 connections), the three servers in rotating order round after round so drift
- * on a shared machine hits all alike. Prints req/s, p50, p99 and CPU per request per server (app CPU is where the
- * time goes on a machine whose cores are all busy); the last stdout line is one JSON object (see README).
+ * on a shared machine hits all alike. Each figure of a cell is the median of its rounds' own figures (req/s, p50,
+ * p99, CPU), so a round that another process on the machine disturbed does not decide it. Prints req/s, p50, p99
+ * and CPU per request per server (app CPU is where the time goes on a machine whose cores are all busy) and the
+ * REST stand-in's CPU per metered call (Upstash's share, which here runs on the same cores); the last stdout line
+ * is one JSON object (see README).
+ *
+ * How the latencies are taken: autocannon runs in this process, one keep-alive connection per `connections`, each
+ * with one request outstanding (a closed loop), after a 2 s warm-up of each server per cell; its p99 is per round.
+ * All servers share the machine's cores with autocannon, the REST stand-in, Redis and Postgres, so on a busy
+ * machine p99 is mostly scheduling delay, and the reference's p99 says how much.
+ *
+ * `--cpu-prof <dir>` writes V8 CPU profiles of the metered server and of the REST stand-in.
  */
 const { values: flags } = parseArgs({
   options: {
     // Seconds each server is loaded per (call, concurrency), split over the rounds.
     duration: { type: "string", default: "10" },
-    rounds: { type: "string", default: "2" },
+    // More, shorter rounds: each cell's figures are medians over its rounds (see combine).
+    rounds: { type: "string", default: "5" },
     connections: { type: "string", default: "10,50" },
     rows: { type: "string", default: "250" },
     // Only these calls (comma-separated names: plain, filtered).
     calls: { type: "string", default: "plain,filtered" },
-    // Write a V8 CPU profile of the metered app server into this directory (open it in Chrome DevTools).
+    // Write V8 CPU profiles of the metered app server and the REST stand-in into this directory (Chrome DevTools).
     "cpu-prof": { type: "string" },
   },
 });
@@ -116,7 +127,8 @@ async function main() {
       ? [...profiling, "--import=data:text/javascript,process.once('SIGUSR2',()=>process.exit(0))"]
       : [];
     metered = await startApp({ ...common, NODE_ENV: "production" }, { nodeArgs: appProfiling });
-    if (profileDir) log(`Profiling the metered server (pid ${metered.process.pid}) and the REST stand-in (pid ${rest.pid}).`);
+    if (profileDir)
+      log(`Profiling the metered server (pid ${metered.process.pid}) and the REST stand-in (pid ${rest.pid}).`);
     const meteredApp = metered;
     stops.push(async () => {
       if (profileDir) {
@@ -261,7 +273,7 @@ async function main() {
         rows: ROWS,
         calls: Object.fromEntries(SELECTED.map((call) => [call, CALLS[call]])),
         secondsPerServerPerCell: roundSeconds * ROUNDS,
-        metered: pick(headline.metered),
+        metered: pick(headline.metered, true),
         reference: pick(headline.reference),
         unmetered: pick(headline.unmetered),
         referenceRatio,
@@ -278,12 +290,14 @@ async function main() {
   }
 }
 
-function pick(summary: ReturnType<typeof combine>) {
+function pick(summary: ReturnType<typeof combine>, withRest = false) {
   return {
     reqPerSec: summary.reqPerSec,
     p50Ms: summary.p50Ms,
     p99Ms: summary.p99Ms,
     cpuMsPerRequest: summary.cpuMsPerRequest,
+    // The REST stand-in's CPU per call: Upstash's share, which on this machine competes with the app for its cores.
+    ...(withRest ? { restCpuMsPerRequest: summary.restCpuMsPerRequest } : {}),
   };
 }
 

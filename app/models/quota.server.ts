@@ -187,8 +187,8 @@ function scriptsFor(redis: Redis): QuotaScripts {
  * pipeline of EVALSHAs: one HTTP round trip to Upstash instead of one per call, which is most of what a check
  * costs. Each EVALSHA is still its own atomic script run on its own counter, so batching changes nothing about
  * who is admitted; Redis runs them one after the other, in call order. Each caller gets its own reply or error.
- * A batch of one is sent exactly as before (`Script.exec`), so a lightly loaded server pays only the wait for
- * the end of the current loop turn; under load, a batch also waits briefly for the one in flight (below).
+ * A batch of one is sent as a single EVALSHA, so a lightly loaded server pays only the wait for the end of the
+ * current loop turn; under load, a batch may also wait briefly for a round trip in flight (below).
  */
 interface PendingConsume {
   keys: string[];
@@ -204,19 +204,27 @@ const CONSUME_SHA1 = createHash("sha1").update(CONSUME_SCRIPT).digest("hex");
 export const quotaBatchStats = { batches: 0, calls: 0 };
 
 /**
- * While a batch is on its way to Redis, the next one waits for it (up to HOLD_MS) and keeps taking calls: under
- * load, the calls that arrive during one round trip leave together in the next, instead of each loop turn sending
- * a pipeline of its own. Every HTTP request to Upstash costs the app far more CPU than one more command in it.
+ * Up to MAX_IN_FLIGHT batches travel at once; a batch whose turn ends while that many are out waits for one of them
+ * to come back (up to HOLD_MS) and keeps taking calls, so under load the calls that arrive during the round trips
+ * leave together instead of each loop turn sending a pipeline of its own: every HTTP request to Upstash costs the
+ * app (and Upstash) far more CPU than one more command in it.
+ *
+ * Why several and not one: with a single batch in flight, the calls that arrived during its round trip had to wait
+ * for it to come back before theirs could start, so at low concurrency (10 connections) a call waited about two
+ * round trips, and the calls fell into two groups taking turns on one pipe. With several out at once a call waits
+ * about one; under heavy load batches still grow, since all of them are out and the next one is held. bench:api
+ * figures for 1, 2 and 4 are in docs/caching.md ("Batching the quota checks").
+ *
  * The wait is bounded so a slow or hung round trip delays the next batch by HOLD_MS at most; a consumption's
  * deadline is fixed when it is queued, so a held call can only be refused earlier by Redis, never counted late.
  */
-const HOLD_MS = Number(process.env.SM_QUOTA_HOLD_MS ?? 5);
-const MAX_IN_FLIGHT = Number(process.env.SM_QUOTA_IN_FLIGHT ?? 1);
+const HOLD_MS = 5;
+const MAX_IN_FLIGHT = 4;
 
 interface Batching {
   /** The batch still taking calls, if any. */
   open?: PendingConsume[];
-  /** A batch whose turn has ended, waiting for the round trip in flight (or HOLD_MS). */
+  /** A batch whose turn has ended, waiting for a round trip in flight to come back (or HOLD_MS). */
   held?: { batch: PendingConsume[]; timer: NodeJS.Timeout };
   inFlight: number;
 }
