@@ -5,11 +5,14 @@ import { startApp, stopProcess, type AppServer } from "./lib/app-server";
 import { measureHandlerCost } from "./lib/handler-cost";
 import { cpuMsPerRequest, cpuSeconds, hammer, type LoadResult } from "./lib/load";
 import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
+import { startPrivateRedis } from "./lib/private-redis";
 import { startReferenceServer } from "./lib/reference-server";
 
 /**
  * `npm run bench:api`: the sheet API against the least a server could do. In one run, on loopback, against a scratch
- * database and Redis database 12 behind the Upstash REST stand-in:
+ * database and Redis database 12 behind the Upstash REST stand-in — on a redis-server this run starts for itself
+ * (`--redis own`, the default: the machine's shared Redis stalls every client behind other sessions' FLUSHDB and
+ * SCAN, see bench/lib/private-redis.ts) or on BENCH_REDIS_URL / REDIS_URL (`--redis shared`):
  *
  * - metered: the built app under server.js with NODE_ENV=production, exactly as deployed. SHEETMETER_BENCH_UNMETERED=1
  *   is set here too, to prove production ignores it: every round checks that each served call was counted.
@@ -45,6 +48,8 @@ const { values: flags } = parseArgs({
     calls: { type: "string", default: "plain,filtered" },
     // Write V8 CPU profiles of the metered app server and the REST stand-in into this directory (Chrome DevTools).
     "cpu-prof": { type: "string" },
+    // "own": a redis-server of this run's own (bench/lib/private-redis.ts); "shared": BENCH_REDIS_URL / REDIS_URL.
+    redis: { type: "string", default: "own" },
   },
 });
 const SECONDS = Number(flags.duration);
@@ -111,8 +116,15 @@ async function main() {
   // A profile is written only when the process exits cleanly: SIGUSR2 makes the profiled server exit at once,
   // without waiting out server.js's graceful shutdown. The REST stand-in exits on its SIGTERM.
   const profiling = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  if (flags.redis !== "own" && flags.redis !== "shared") throw new Error("--redis is own or shared");
+  let ownRedis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
   try {
+    if (flags.redis === "own") {
+      ownRedis = await startPrivateRedis();
+      log(`Redis of this run's own at ${ownRedis.url} (pid ${ownRedis.pid}).`);
+    }
     sheet = await createMeteredSheet({
+      redisUrl: ownRedis?.url,
       restNodeArgs: profiling,
       dbPrefix: "sm_bench_api",
       redisDb: REDIS_DB,
@@ -287,6 +299,8 @@ async function main() {
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await sheet?.close();
+    // Last: closing the sheet flushes the bench's database on it.
+    await ownRedis?.stop();
   }
 }
 
