@@ -213,7 +213,7 @@ export const quotaBatchStats = { batches: 0, calls: 0 };
  * for it to come back before theirs could start, so at low concurrency (10 connections) a call waited about two
  * round trips, and the calls fell into two groups taking turns on one pipe. With several out at once a call waits
  * about one; under heavy load batches still grow, since all of them are out and the next one is held. bench:api
- * figures for 1, 2 and 4 are in docs/caching.md ("Batching the quota checks").
+ * figures for 1, 2 and 4 are in docs/caching.md ("What was cut, and by how much").
  *
  * The wait is bounded so a slow or hung round trip delays the next batch by HOLD_MS at most; a consumption's
  * deadline is fixed when it is queued, so a held call can only be refused earlier by Redis, never counted late.
@@ -319,7 +319,8 @@ async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<voi
   quotaBatchStats.calls += batch.length;
   const requester = requesterOf(redis);
   if (batch.length === 1) {
-    // A lone check is one EVALSHA, as the SDK's Script.exec sends it, and EVAL (which loads the script) after NOSCRIPT.
+    // A lone check is one EVALSHA, as the SDK's Script.exec sends it, then EVAL (which loads the script) after
+    // NOSCRIPT.
     const [only] = batch;
     await sendOne(requester, evalshaCommand(only))
       .catch((error: unknown) => {
