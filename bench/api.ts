@@ -5,11 +5,14 @@ import { startApp, stopProcess, type AppServer } from "./lib/app-server";
 import { measureHandlerCost } from "./lib/handler-cost";
 import { cpuMsPerRequest, cpuSeconds, hammer, type LoadResult } from "./lib/load";
 import { createMeteredSheet, type MeteredSheet } from "./lib/metered-sheet";
+import { startPrivateRedis } from "./lib/private-redis";
 import { startReferenceServer } from "./lib/reference-server";
 
 /**
  * `npm run bench:api`: the sheet API against the least a server could do. In one run, on loopback, against a scratch
- * database and Redis database 12 behind the Upstash REST stand-in:
+ * database and Redis database 12 behind the Upstash REST stand-in — on a redis-server this run starts for itself
+ * (`--redis own`, the default: the machine's shared Redis stalls every client behind other sessions' FLUSHDB and
+ * SCAN, see bench/lib/private-redis.ts) or on BENCH_REDIS_URL / REDIS_URL (`--redis shared`):
  *
  * - metered: the built app under server.js with NODE_ENV=production, exactly as deployed. SHEETMETER_BENCH_UNMETERED=1
  *   is set here too, to prove production ignores it: every round checks that each served call was counted.
@@ -20,20 +23,33 @@ import { startReferenceServer } from "./lib/reference-server";
  *
  * Two calls — the plain first call (the default 100-row page of a 250-row sheet) and a filtered + sorted + searched
  * one — at each concurrency (10 and 50 connections), the three servers in rotating order round after round so drift
- * on a shared machine hits all alike. Prints req/s, p50, p99 and CPU per request per server (app CPU is where the
- * time goes on a machine whose cores are all busy); the last stdout line is one JSON object (see README).
+ * on a shared machine hits all alike. Each figure of a cell is the median of its rounds' own figures (req/s, p50,
+ * p99, CPU), so a round that another process on the machine disturbed does not decide it. Prints req/s, p50, p99
+ * and CPU per request per server (app CPU is where the time goes on a machine whose cores are all busy) and the
+ * REST stand-in's CPU per metered call (Upstash's share, which here runs on the same cores); the last stdout line
+ * is one JSON object (see README).
+ *
+ * How the latencies are taken: autocannon runs in this process, one keep-alive connection per `connections`, each
+ * with one request outstanding (a closed loop), after a 2 s warm-up of each server per cell; its p99 is per round.
+ * All servers share the machine's cores with autocannon, the REST stand-in, Redis and Postgres, so on a busy
+ * machine p99 is mostly scheduling delay, and the reference's p99 says how much.
+ *
+ * `--cpu-prof <dir>` writes V8 CPU profiles of the metered server and of the REST stand-in.
  */
 const { values: flags } = parseArgs({
   options: {
     // Seconds each server is loaded per (call, concurrency), split over the rounds.
     duration: { type: "string", default: "10" },
-    rounds: { type: "string", default: "2" },
+    // More, shorter rounds: each cell's figures are medians over its rounds (see combine).
+    rounds: { type: "string", default: "5" },
     connections: { type: "string", default: "10,50" },
     rows: { type: "string", default: "250" },
     // Only these calls (comma-separated names: plain, filtered).
     calls: { type: "string", default: "plain,filtered" },
-    // Write a V8 CPU profile of the metered app server into this directory (open it in Chrome DevTools).
+    // Write V8 CPU profiles of the metered app server and the REST stand-in into this directory (Chrome DevTools).
     "cpu-prof": { type: "string" },
+    // "own": a redis-server of this run's own (bench/lib/private-redis.ts); "shared": BENCH_REDIS_URL / REDIS_URL.
+    redis: { type: "string", default: "own" },
   },
 });
 const SECONDS = Number(flags.duration);
@@ -61,18 +77,29 @@ interface Round extends LoadResult {
   restCpuMs: number | null;
 }
 
+const median = (values: number[]) => {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/**
+ * A cell's figures: the median over its rounds of each round's own figure, so one round that another process on
+ * the machine disturbed does not move the result (a mean of p99s is mostly the worst round's).
+ */
 function combine(rounds: Round[]) {
-  const requests = rounds.reduce((sum, round) => sum + round.requests, 0);
-  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
-  const mean = (pick: (round: Round) => number | null) =>
-    Math.round((rounds.reduce((sum, round) => sum + (pick(round) ?? Number.NaN), 0) / rounds.length) * 1000) / 1000;
+  const mid = (pick: (round: Round) => number | null, places: number) => {
+    const value = median(rounds.map((round) => pick(round) ?? Number.NaN));
+    return value === null ? null : Math.round(value * 10 ** places) / 10 ** places;
+  };
   return {
-    requests,
-    reqPerSec: Math.round((requests / seconds) * 10) / 10,
-    p50Ms: mean((round) => round.p50),
-    p99Ms: mean((round) => round.p99),
-    cpuMsPerRequest: mean((round) => round.cpuMs),
-    restCpuMsPerRequest: mean((round) => round.restCpuMs),
+    requests: rounds.reduce((sum, round) => sum + round.requests, 0),
+    reqPerSec: mid((round) => round.requests / round.seconds, 1) ?? 0,
+    p50Ms: mid((round) => round.p50, 3) ?? 0,
+    p99Ms: mid((round) => round.p99, 3) ?? 0,
+    cpuMsPerRequest: mid((round) => round.cpuMs, 3),
+    restCpuMsPerRequest: mid((round) => round.restCpuMs, 3),
     non2xx: rounds.reduce((sum, round) => sum + round.non2xx, 0),
     errors: rounds.reduce((sum, round) => sum + round.errors, 0),
   };
@@ -85,8 +112,20 @@ async function main() {
   const stops: (() => Promise<void>)[] = [];
   let sheet: MeteredSheet | undefined;
   let metered: AppServer | undefined;
+  const profileDir = flags["cpu-prof"] ? path.resolve(flags["cpu-prof"]) : undefined;
+  // A profile is written only when the process exits cleanly: SIGUSR2 makes the profiled server exit at once,
+  // without waiting out server.js's graceful shutdown. The REST stand-in exits on its SIGTERM.
+  const profiling = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  if (flags.redis !== "own" && flags.redis !== "shared") throw new Error("--redis is own or shared");
+  let ownRedis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
   try {
+    if (flags.redis === "own") {
+      ownRedis = await startPrivateRedis();
+      log(`Redis of this run's own at ${ownRedis.url} (pid ${ownRedis.pid}).`);
+    }
     sheet = await createMeteredSheet({
+      redisUrl: ownRedis?.url,
+      restNodeArgs: profiling,
       dbPrefix: "sm_bench_api",
       redisDb: REDIS_DB,
       email: "bench-api@example.com",
@@ -96,24 +135,19 @@ async function main() {
     });
     const { rest, key, sheetId, counted } = sheet;
     const common = { ...sheet.appEnv, SHEETMETER_BENCH_UNMETERED: "1", APP_URL: "http://127.0.0.1" };
-    const profileDir = flags["cpu-prof"] ? path.resolve(flags["cpu-prof"]) : undefined;
-    // A profile is written only when the process exits cleanly: SIGUSR2 makes the profiled server exit at once,
-    // without waiting out server.js's graceful shutdown.
-    const profiling = profileDir
-      ? [
-          "--cpu-prof",
-          `--cpu-prof-dir=${profileDir}`,
-          "--import=data:text/javascript,process.once('SIGUSR2',()=>process.exit(0))",
-        ]
+    const appProfiling = profileDir
+      ? [...profiling, "--import=data:text/javascript,process.once('SIGUSR2',()=>process.exit(0))"]
       : [];
-    metered = await startApp({ ...common, NODE_ENV: "production" }, { nodeArgs: profiling });
+    metered = await startApp({ ...common, NODE_ENV: "production" }, { nodeArgs: appProfiling });
+    if (profileDir)
+      log(`Profiling the metered server (pid ${metered.process.pid}) and the REST stand-in (pid ${rest.pid}).`);
     const meteredApp = metered;
     stops.push(async () => {
       if (profileDir) {
         const exited = new Promise((resolve) => meteredApp.process.once("exit", resolve));
         meteredApp.process.kill("SIGUSR2");
         await exited;
-        log(`CPU profile of the metered server written to ${profileDir}`);
+        log(`CPU profiles of the metered server and the REST stand-in written to ${profileDir}`);
       } else {
         await stopProcess(meteredApp.process);
       }
@@ -251,7 +285,7 @@ async function main() {
         rows: ROWS,
         calls: Object.fromEntries(SELECTED.map((call) => [call, CALLS[call]])),
         secondsPerServerPerCell: roundSeconds * ROUNDS,
-        metered: pick(headline.metered),
+        metered: pick(headline.metered, true),
         reference: pick(headline.reference),
         unmetered: pick(headline.unmetered),
         referenceRatio,
@@ -265,15 +299,19 @@ async function main() {
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await sheet?.close();
+    // Last: closing the sheet flushes the bench's database on it.
+    await ownRedis?.stop();
   }
 }
 
-function pick(summary: ReturnType<typeof combine>) {
+function pick(summary: ReturnType<typeof combine>, withRest = false) {
   return {
     reqPerSec: summary.reqPerSec,
     p50Ms: summary.p50Ms,
     p99Ms: summary.p99Ms,
     cpuMsPerRequest: summary.cpuMsPerRequest,
+    // The REST stand-in's CPU per call: Upstash's share, which on this machine competes with the app for its cores.
+    ...(withRest ? { restCpuMsPerRequest: summary.restCpuMsPerRequest } : {}),
   };
 }
 

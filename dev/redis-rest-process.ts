@@ -9,8 +9,11 @@ import { startRedisRest, type RedisRestOptions } from "./redis-rest";
  */
 export async function startRedisRestProcess(
   options: Omit<RedisRestOptions, "host" | "port">,
+  /** Node's own flags for the child, e.g. ["--cpu-prof", "--cpu-prof-dir=…"] to profile the stand-in. */
+  nodeArgs: string[] = [],
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", import.meta.filename, JSON.stringify(options)], {
+  const args = [...nodeArgs, "--import", "tsx", import.meta.filename, JSON.stringify(options)];
+  const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {

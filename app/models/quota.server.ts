@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { errors, type Redis } from "@upstash/redis";
+import { errors, type Redis, type Requester } from "@upstash/redis";
 import type { Db } from "~/utils/db.server";
 import { outcomesExpiresAt, outcomesKey, outcomesKeyPrefix } from "./request-outcomes.server";
 import {
@@ -190,7 +190,7 @@ export function newConsumption(timeoutMs: number = DEFAULT_CONSUMPTION_TIMEOUT_M
 }
 
 type ScriptResult = [status: number, used: number, limit: number, version?: string, crossed?: number, keyId?: string];
-type QuotaScripts = { consume: ReturnType<Redis["createScript"]>; refund: ReturnType<Redis["createScript"]> };
+type QuotaScripts = { refund: ReturnType<Redis["createScript"]> };
 
 // Script objects cache their SHA-1; `exec` sends EVALSHA and falls back to EVAL (which loads the script) only
 // when Redis answers NOSCRIPT, e.g. after a restart or SCRIPT FLUSH.
@@ -199,7 +199,7 @@ const scriptsByClient = new WeakMap<Redis, QuotaScripts>();
 function scriptsFor(redis: Redis): QuotaScripts {
   let scripts = scriptsByClient.get(redis);
   if (!scripts) {
-    scripts = { consume: redis.createScript(CONSUME_SCRIPT), refund: redis.createScript(REFUND_SCRIPT) };
+    scripts = { refund: redis.createScript(REFUND_SCRIPT) };
     scriptsByClient.set(redis, scripts);
   }
   return scripts;
@@ -211,8 +211,8 @@ function scriptsFor(redis: Redis): QuotaScripts {
  * pipeline of EVALSHAs: one HTTP round trip to Upstash instead of one per call, which is most of what a check
  * costs. Each EVALSHA is still its own atomic script run on its own counter, so batching changes nothing about
  * who is admitted; Redis runs them one after the other, in call order. Each caller gets its own reply or error.
- * A batch of one is sent exactly as before (`Script.exec`), so a lightly loaded server pays only the wait for
- * the end of the current loop turn; under load, a batch also waits briefly for the one in flight (below).
+ * A batch of one is sent as a single EVALSHA, so a lightly loaded server pays only the wait for the end of the
+ * current loop turn; under load, a batch may also wait briefly for a round trip in flight (below).
  */
 interface PendingConsume {
   keys: string[];
@@ -228,18 +228,27 @@ const CONSUME_SHA1 = createHash("sha1").update(CONSUME_SCRIPT).digest("hex");
 export const quotaBatchStats = { batches: 0, calls: 0 };
 
 /**
- * While a batch is on its way to Redis, the next one waits for it (up to HOLD_MS) and keeps taking calls: under
- * load, the calls that arrive during one round trip leave together in the next, instead of each loop turn sending
- * a pipeline of its own. Every HTTP request to Upstash costs the app far more CPU than one more command in it.
+ * Up to MAX_IN_FLIGHT batches travel at once; a batch whose turn ends while that many are out waits for one of them
+ * to come back (up to HOLD_MS) and keeps taking calls, so under load the calls that arrive during the round trips
+ * leave together instead of each loop turn sending a pipeline of its own: every HTTP request to Upstash costs the
+ * app (and Upstash) far more CPU than one more command in it.
+ *
+ * Why several and not one: with a single batch in flight, the calls that arrived during its round trip had to wait
+ * for it to come back before theirs could start, so at low concurrency (10 connections) a call waited about two
+ * round trips, and the calls fell into two groups taking turns on one pipe. With several out at once a call waits
+ * about one; under heavy load batches still grow, since all of them are out and the next one is held. bench:api
+ * figures for 1, 2 and 4 are in docs/caching.md ("What was cut, and by how much").
+ *
  * The wait is bounded so a slow or hung round trip delays the next batch by HOLD_MS at most; a consumption's
  * deadline is fixed when it is queued, so a held call can only be refused earlier by Redis, never counted late.
  */
 const HOLD_MS = 5;
+const MAX_IN_FLIGHT = 4;
 
 interface Batching {
   /** The batch still taking calls, if any. */
   open?: PendingConsume[];
-  /** A batch whose turn has ended, waiting for the round trip in flight (or HOLD_MS). */
+  /** A batch whose turn has ended, waiting for a round trip in flight to come back (or HOLD_MS). */
   held?: { batch: PendingConsume[]; timer: NodeJS.Timeout };
   inFlight: number;
 }
@@ -271,7 +280,7 @@ function runConsume(redis: Redis, keys: string[], args: string[]): Promise<Scrip
 
 function turnEnded(redis: Redis, batching: Batching, batch: PendingConsume[]) {
   if (batching.open !== batch) return; // already sent (it filled up)
-  if (batching.inFlight === 0 || batching.held) return send(redis, batching, batch);
+  if (batching.inFlight < MAX_IN_FLIGHT || batching.held) return send(redis, batching, batch);
   batching.held = { batch, timer: setTimeout(() => send(redis, batching, batch), HOLD_MS) };
 }
 
@@ -293,21 +302,63 @@ function send(redis: Redis, batching: Batching, batch: PendingConsume[]) {
 
 const isNoScript = (error: unknown) => /noscript/i.test(String(error instanceof Error ? error.message : error));
 
+/**
+ * The consumptions go to Upstash as plain commands through the client's requester rather than the SDK's command
+ * objects: the SDK tries `JSON.parse` on every string of every reply and the script's answer holds two that are not
+ * JSON (the version placeholder and the key's id), so each call paid for two thrown exceptions — a fifth of the
+ * check's client-side CPU under load. The request on the wire and the replies are the same; the script's answer is
+ * integers and strings, which need no parsing.
+ */
+function requesterOf(redis: Redis): Requester {
+  // The SDK keeps its requester in the (TypeScript-protected) `client` field; the quota tests would fail at once
+  // if an upgrade moved it.
+  return (redis as unknown as { client: Requester }).client;
+}
+
+type RestReply = { result?: unknown; error?: string };
+const evalshaCommand = (call: PendingConsume) => [
+  "evalsha",
+  CONSUME_SHA1,
+  String(call.keys.length),
+  ...call.keys,
+  ...call.args,
+];
+const evalCommand = (call: PendingConsume) => [
+  "eval",
+  CONSUME_SCRIPT,
+  String(call.keys.length),
+  ...call.keys,
+  ...call.args,
+];
+
+async function sendOne(requester: Requester, command: string[]): Promise<ScriptResult> {
+  const { result, error } = await requester.request<ScriptResult>({ body: command });
+  if (error) throw new errors.UpstashError(error);
+  if (!Array.isArray(result)) throw new errors.UpstashError("The quota script answered no result");
+  return result;
+}
+
 async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<void> {
   quotaBatchStats.batches += 1;
   quotaBatchStats.calls += batch.length;
-  const { consume } = scriptsFor(redis);
+  const requester = requesterOf(redis);
   if (batch.length === 1) {
+    // A lone check is one EVALSHA, as the SDK's Script.exec sends it, then EVAL (which loads the script) after
+    // NOSCRIPT.
     const [only] = batch;
-    await consume.exec(only.keys, only.args).then((result) => only.resolve(result as ScriptResult), only.reject);
+    await sendOne(requester, evalshaCommand(only))
+      .catch((error: unknown) => {
+        if (isNoScript(error)) return sendOne(requester, evalCommand(only));
+        throw error;
+      })
+      .then(only.resolve, only.reject);
     return;
   }
 
-  const pipeline = redis.pipeline();
-  for (const call of batch) pipeline.evalsha(CONSUME_SHA1, call.keys, call.args);
-  let replies: { result?: unknown; error?: string }[];
+  let replies: RestReply[];
   try {
-    replies = await pipeline.exec<unknown[]>({ keepErrors: true });
+    // A pipeline's answer is one { result } or { error } per command, in order.
+    replies = (await requester.request({ path: ["pipeline"], body: batch.map(evalshaCommand) })) as never;
   } catch (error) {
     // The round trip itself failed (Redis unreachable, 5xx…): every caller fails, and each fails closed.
     for (const call of batch) call.reject(error);
@@ -324,10 +375,11 @@ async function flushConsumes(redis: Redis, batch: PendingConsume[]): Promise<voi
     else call.reject(new errors.UpstashError(`Quota script failed: ${error}`));
   });
   if (reload.length === 0) return;
-  const retry = redis.pipeline();
-  for (const call of reload) retry.eval(CONSUME_SCRIPT, call.keys, call.args);
   try {
-    const retried = await retry.exec<unknown[]>({ keepErrors: true });
+    const retried = (await requester.request({
+      path: ["pipeline"],
+      body: reload.map(evalCommand),
+    })) as never as RestReply[];
     reload.forEach((call, index) => {
       const { result, error } = retried[index] ?? { result: undefined, error: "no reply for this command" };
       if (error) call.reject(new errors.UpstashError(`Quota script failed: ${error}`));

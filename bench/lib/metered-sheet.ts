@@ -57,9 +57,14 @@ export async function createMeteredSheet(options: {
   monthlyLimit: number;
   rows: number;
   log: (line: string) => void;
+  /** Node's own flags for the REST stand-in's process (to profile it). */
+  restNodeArgs?: string[];
+  /** The Redis behind the stand-in; REDIS_URL (BENCH_REDIS_URL) unless given. */
+  redisUrl?: string;
 }): Promise<MeteredSheet> {
+  const redisUrl = options.redisUrl ?? REDIS_URL;
   const scratch = await createScratchDatabase(PG_ADMIN_URL, options.dbPrefix);
-  const direct = new IORedis(REDIS_URL, { db: options.redisDb });
+  const direct = new IORedis(redisUrl, { db: options.redisDb });
   const db = createPrismaClient(scratch.url);
   let rest: Awaited<ReturnType<typeof startRedisRestProcess>> | undefined;
   const close = async () => {
@@ -72,7 +77,7 @@ export async function createMeteredSheet(options: {
   try {
     await direct.flushdb();
     const token = `bench-${randomBytes(8).toString("hex")}`;
-    rest = await startRedisRestProcess({ redisUrl: REDIS_URL, token, db: options.redisDb });
+    rest = await startRedisRestProcess({ redisUrl, token, db: options.redisDb }, options.restNodeArgs);
 
     const user = await db.user.create({
       data: { email: options.email, passwordHash: "unused", monthlyLimit: options.monthlyLimit },
