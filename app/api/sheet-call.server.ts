@@ -1,6 +1,5 @@
 import { hashApiKey, isWellFormedApiKey, readKeyEntry, readKeyEntryWithVersion } from "~/models/api-keys.server";
 import { viaQuotaStore } from "~/models/quota-store.server";
-import { ownerVersionKey, ownerVersionOf } from "~/models/owner-version.server";
 import { getSheetForQuery, type SheetForQuery, type SheetQuery } from "~/models/sheets.server";
 import type { ApiDeps } from "./api-key-auth.server";
 import { entityTagFor, pageCacheKey } from "./entity-tag.server";
@@ -66,7 +65,11 @@ async function sheetOf(deps: ApiDeps, owner: CachedOwner, sheetId: string): Prom
   return sheet;
 }
 
-function callFor(owner: CachedOwner, sheet: SheetForQuery, search: string): SheetCall | Refusal {
+function callFor(
+  owner: CachedOwner,
+  sheet: SheetForQuery,
+  search: string,
+): SheetCall | Extract<Refusal, { refused: "parameter" }> {
   const parsed = parseSheetQuery(new URLSearchParams(search), sheet.columns);
   if (!parsed.ok) return { refused: "parameter", owner, parsed };
   const pageKey = pageCacheKey(sheet, parsed.query);
@@ -74,13 +77,24 @@ function callFor(owner: CachedOwner, sheet: SheetForQuery, search: string): Shee
 }
 
 /**
- * Whether the owner's cache version in Redis is still the one `owner` was read under. Asked only before refusing a
- * parameter: the parameters are checked against the cached sheet's columns, before the quota script would notice
- * that a replacement changed them, and a new column must not be refused by a process that has not heard of it yet.
+ * A parameter refusal decided against this process's copy of the sheet, confirmed against Postgres, where a sheet's
+ * columns and version live: the parameters are checked before the quota script would notice that a replacement
+ * changed the columns, and a new column must not be refused by a process that has not heard of it yet. Postgres, not
+ * the owner's version in Redis, so that a refusal stays quick while Redis hangs; only refusals pay the lookup.
  */
-async function isOwnerVersionCurrent(deps: ApiDeps, owner: CachedOwner): Promise<boolean> {
-  const current = await viaQuotaStore(() => deps.redis.get(ownerVersionKey(owner.userId)));
-  return ownerVersionOf(current) === owner.version;
+async function confirmParameterRefusal(
+  deps: ApiDeps,
+  refusal: Extract<Refusal, { refused: "parameter" }>,
+  cached: SheetForQuery,
+  search: string,
+): Promise<SheetCall | Refusal> {
+  const { owner } = refusal;
+  const current = await getSheetForQuery(deps.db, owner.userId, cached.id);
+  if (current?.version === cached.version) return refusal;
+  // Cached under the owner's older version: the quota script will find that version stale and reload everything.
+  rememberSheet(owner, cached.id, current);
+  if (!current) return { refused: "sheet", owner };
+  return callFor(owner, current, search);
 }
 
 /** Everything the call needs, or what it is refused for. `search` is the query string without its "?". */
@@ -95,9 +109,8 @@ export async function prepareSheetCall(
   const sheet = await sheetOf(deps, owner, sheetId);
   if (!sheet) return { refused: "sheet", owner };
   const call = callFor(owner, sheet, search);
-  if (!("refused" in call)) return { ...call, hash };
-  if (await isOwnerVersionCurrent(deps, owner)) return call;
-  return reloadOwnerAndSheet(deps, hash, owner.userId, sheetId, search);
+  const confirmed = "refused" in call ? await confirmParameterRefusal(deps, call, sheet, search) : call;
+  return "refused" in confirmed ? confirmed : { ...confirmed, hash };
 }
 
 /**
