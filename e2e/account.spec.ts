@@ -79,7 +79,9 @@ test("a customer changes their email, then deletes the account, and nothing of i
   loggedInPage: page,
   user,
   db,
+  consoleGuard,
 }, testInfo) => {
+  consoleGuard.allowStatus(400, "the settings forms answer a wrong password with 400");
   test.setTimeout(VERSION_GRACE_MS + 60_000);
   // Something in every store: a key that has been used, a sheet with rows, counters in Redis.
   const { key, summary } = await createTestApiKey(db, user.id, "e2e");
@@ -154,7 +156,8 @@ test("a customer changes their email, then deletes the account, and nothing of i
   }
 });
 
-test("a signed-out visitor's 404 offers the home page and log-in", async ({ page }, testInfo) => {
+test("a signed-out visitor's 404 offers the home page and log-in", async ({ page, consoleGuard }, testInfo) => {
+  consoleGuard.allowStatus(404, "the page under test is the 404");
   await page.setViewportSize({ width: 1280, height: 900 });
   const response = await page.goto("/no-such-page");
   expect(response?.status()).toBe(404);
@@ -172,7 +175,9 @@ test("a signed-out visitor's 404 offers the home page and log-in", async ({ page
 test("a signed-in customer's 404 keeps their header and offers the dashboard, never log-in", async ({
   loggedInPage: page,
   user,
+  consoleGuard,
 }, testInfo) => {
+  consoleGuard.allowStatus(404, "the page under test is the 404");
   await page.setViewportSize({ width: 1280, height: 900 });
   const response = await page.goto("/sheets/no-such-sheet/anything");
   expect(response?.status()).toBe(404);

@@ -89,7 +89,10 @@ export default function DocsPage() {
         <Block>{curlCommand(`${sheetUrl}?city=Paris&sort=population&order=desc&limit=10`, key)}</Block>
         <Block>
           {JSON.stringify(
-            { data: [{ city: "Paris", population: 2100000, capital: true }], meta: { total: 1, limit: 10, offset: 0 } },
+            {
+              data: [{ city: "Paris", population: 2100000, capital: true }],
+              meta: { total: 1, limit: 10, offset: 0, version: 3, updatedAt: "2026-11-30T08:12:41.508Z" },
+            },
             null,
             2,
           )}
@@ -99,7 +102,10 @@ export default function DocsPage() {
           import: numbers are numbers, <C>true</C>/<C>false</C> (any case) are booleans, empty cells are <C>null</C>,
           everything else is a string. Values that would lose information as numbers stay strings: leading zeros (
           <C>007</C>, zip codes), a leading <C>+</C>, decimal commas (<C>3,50</C>), and integers too long for a double.{" "}
-          <C>meta.total</C> counts the rows matching the filters and search, whatever the page.
+          <C>meta.total</C> counts the rows matching the filters and search, whatever the page. <C>meta.version</C> is
+          the sheet's data version (1 after the upload, one more after each replacement) and <C>meta.updatedAt</C> when
+          the data last changed: every row of one answer comes from the version in its meta, so a client reading several
+          pages can check they belong together. The id and endpoint never change.
         </p>
         <p>
           A sheet that does not exist or belongs to another account gets <strong>404</strong> (the two are
@@ -300,6 +306,12 @@ export default function DocsPage() {
             ["404", <C key="t">sheet-not-found</C>, "No such sheet for this key's account.", "No"],
             ["405", <C key="t">method-not-allowed</C>, "Anything but GET; see Allow.", "No"],
             ["429", <C key="t">quota-exceeded</C>, "Monthly quota used up; see Retry-After.", "No"],
+            [
+              "429",
+              <C key="t">export-rate-limited</C>,
+              "History exports past 30 a minute for this key; see Retry-After.",
+              "No",
+            ],
             [
               "503",
               <C key="t">quota-store-unavailable</C>,
