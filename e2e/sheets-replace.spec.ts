@@ -15,7 +15,7 @@ test("replace a sheet's data with an XLSX file: same endpoint and key, new rows 
   await page.goto("/sheets");
   const card = page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "stock" }) });
   await expect(card.getByTestId("data-updated")).toContainText("version 1");
-  const endpoint = (await card.locator("code", { hasText: "/api/v1/sheets/" }).textContent())!.trim();
+  const endpoint = (await card.getByTestId("sheet-endpoint").textContent())!.trim();
   const before = await request.get(endpoint, { headers: { Authorization: `Bearer ${key}` } });
   expect((await before.json()).meta.version).toBe(1);
 
@@ -50,7 +50,7 @@ test("replace a sheet's data with an XLSX file: same endpoint and key, new rows 
   const replaced = page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "stock" }) });
   await expect(replaced.getByTestId("data-updated")).toContainText("version 2");
   await expect(replaced.getByRole("table").getByRole("columnheader")).toHaveText(["item", "count", "since"]);
-  await expect(replaced.locator("code", { hasText: "/api/v1/sheets/" })).toHaveText(endpoint);
+  await expect(replaced.getByTestId("sheet-endpoint")).toHaveText(endpoint);
   await page.screenshot({ path: "test-results/sheets-replaced.png", fullPage: true });
 
   // The same endpoint and key answer the new rows, with the new version.
