@@ -8,7 +8,16 @@ import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
-import { deleteSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
+import { listSheets, previewSheetRows } from "~/models/sheets.server";
+import { appSheetSourceDeps, deleteSheetWithSource, listSheetSources } from "~/models/sheet-sources.server";
+import { SheetSourceStatus } from "~/components/sheets/sheet-source-status";
+import { UrlSourceForm } from "~/components/sheets/url-source-form";
+import {
+  handleUrlSourceIntent,
+  isUrlSourceIntent,
+  summarizeSource,
+  type UrlSourceActionData,
+} from "~/sheets/url-source-actions.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { isDatabaseUnavailable, withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
@@ -31,18 +40,19 @@ export function loader({ request }: LoaderFunctionArgs) {
     const user = await requireUser(request);
     const url = new URL(request.url);
     const db = getDb();
-    const sheets = await listSheets(db, user.id);
+    const [sheets, sources] = await Promise.all([listSheets(db, user.id), listSheetSources(db, user.id)]);
     const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
     return {
       apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
       sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
+      sources: Object.fromEntries([...sources].map(([sheetId, source]) => [sheetId, summarizeSource(source)])),
       preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
       justImported: previewed !== undefined && url.searchParams.has("imported"),
     };
   });
 }
 
-type ActionData = { error: string };
+type ActionData = { error: string } | UrlSourceActionData;
 
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
@@ -50,16 +60,20 @@ export function action({ request }: ActionFunctionArgs) {
     const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
     if (!isUpload) {
       const form = await readPageForm(request);
-      if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
+      const intent = form.get("intent");
+      if (isUrlSourceIntent(intent)) return handleUrlSourceIntent(intent, form, user.id);
+      if (intent !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
       // The API serves sheets from memory behind a version in Redis; deleting bumps it first, so with Redis
-      // unreachable nothing is deleted and the customer is told so rather than the sheet staying served.
-      const deleted = await deleteSheet(getRedis(), getDb(), user.id, String(form.get("sheetId") ?? "")).catch(
-        (error: unknown) => {
-          if (isDatabaseUnavailable(error)) throw error;
-          console.error("sheets: deleting failed:", error);
-          return undefined;
-        },
-      );
+      // unreachable nothing is deleted and the customer is told so rather than the sheet staying served. A URL
+      // sheet's QStash schedule goes first too, for the same reason.
+      const deleted = await deleteSheetWithSource(
+        { db: getDb(), redis: getRedis(), qstash: appSheetSourceDeps().qstash },
+        { userId: user.id, sheetId: String(form.get("sheetId") ?? "") },
+      ).catch((error: unknown) => {
+        if (isDatabaseUnavailable(error)) throw error;
+        console.error("sheets: deleting failed:", error);
+        return undefined;
+      });
       if (deleted === undefined) {
         const error = "We can't delete sheets right now, and this sheet is still served; try again in a minute.";
         return data<ActionData>({ error }, { status: 503, headers: { "Retry-After": "60" } });
@@ -92,8 +106,11 @@ export function action({ request }: ActionFunctionArgs) {
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
 
 export default function SheetsPage() {
-  const { sheets, apiBase, preview, justImported } = useLoaderData<typeof loader>();
+  const { sheets, sources, apiBase, preview, justImported } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
+  const uploadError = actionData && "error" in actionData ? actionData.error : undefined;
+  const urlError = actionData && "urlError" in actionData ? actionData.urlError : undefined;
+  const sheetError = actionData && "sheetError" in actionData ? actionData.sheetError : undefined;
   const navigation = useNavigation();
   const uploading = navigation.state === "submitting" && navigation.formEncType === "multipart/form-data";
 
@@ -143,12 +160,14 @@ export default function SheetsPage() {
               className="mt-1 block w-full rounded border border-slate-300 bg-white px-3 py-2 text-base shadow-sm focus:border-indigo-600 focus:outline-none focus:ring-2 focus:ring-indigo-600"
             />
           </div>
-          <FormError message={actionData?.error} />
+          <FormError message={uploadError} />
           <button type="submit" className={`${primaryButton} w-full sm:w-auto`} disabled={uploading}>
             {uploading ? "Uploading…" : "Upload"}
           </button>
         </Form>
       </section>
+
+      <UrlSourceForm error={urlError} resetKey={justImported ? preview?.sheetId : "url"} />
 
       <section aria-labelledby="sheets-heading">
         <h2 id="sheets-heading" className="text-lg font-semibold">
@@ -165,7 +184,11 @@ export default function SheetsPage() {
         ) : (
           <ul className="mt-3 space-y-3">
             {sheets.map((sheet) => (
-              <li key={sheet.id} className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm">
+              <li
+                key={sheet.id}
+                id={`sheet-${sheet.id}`}
+                className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm"
+              >
                 <div className="flex flex-wrap items-baseline justify-between gap-2">
                   <h3 className="min-w-0 break-words text-base font-semibold">{sheet.name}</h3>
                   <p className="text-sm text-slate-600">
@@ -174,6 +197,13 @@ export default function SheetsPage() {
                   </p>
                 </div>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
+                {sources[sheet.id] ? (
+                  <SheetSourceStatus
+                    sheetId={sheet.id}
+                    source={sources[sheet.id]}
+                    error={sheetError?.sheetId === sheet.id ? sheetError.message : undefined}
+                  />
+                ) : null}
                 <div className="mt-3 flex flex-wrap items-start gap-3">
                   {preview?.sheetId === sheet.id ? (
                     <Link to="/sheets" preventScrollReset className={secondaryButton}>
