@@ -330,3 +330,33 @@ export async function removeSheetSchedules(
   if (failed.length > 0) throw new ScheduleUnavailableError((failed[0] as PromiseRejectedResult).reason);
   return sources.length;
 }
+
+/**
+ * Creates (or updates in place) the QStash schedule of every hourly or daily URL sheet, from what Postgres records:
+ * after moving to another QStash project, after `APP_URL` changed (the destination is part of each schedule), or
+ * after restarting `npm run dev` (the stand-in keeps schedules in memory). Admin CLI `sheet:reschedule`.
+ */
+export async function restoreSheetSchedules(
+  deps: Pick<SheetSourceDeps, "db" | "qstash" | "refreshDestination">,
+): Promise<{ restored: number; failed: { sheetId: string; error: string }[] }> {
+  const sources = await deps.db.sheetSource.findMany({
+    where: { schedule: { in: ["hourly", "daily"] } },
+    select: { sheetId: true, schedule: true },
+  });
+  const failed: { sheetId: string; error: string }[] = [];
+  let restored = 0;
+  for (const { sheetId, schedule } of sources) {
+    try {
+      const scheduleId = await upsertSheetRefreshSchedule(deps.qstash, {
+        destination: deps.refreshDestination,
+        sheetId,
+        schedule: schedule as "hourly" | "daily",
+      });
+      await deps.db.sheetSource.updateMany({ where: { sheetId }, data: { scheduleId } });
+      restored++;
+    } catch (error) {
+      failed.push({ sheetId, error: (error as Error).message.split("\n")[0] });
+    }
+  }
+  return { restored, failed };
+}

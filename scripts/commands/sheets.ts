@@ -3,7 +3,12 @@ import path from "node:path";
 import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
 import { SheetFetchError } from "~/models/sheet-fetch.server";
 import { isRefreshSchedule, REFRESH_SCHEDULES } from "~/models/sheet-schedules.server";
-import { appSheetSourceDeps, createSheetFromUrl, ScheduleUnavailableError } from "~/models/sheet-sources.server";
+import {
+  appSheetSourceDeps,
+  createSheetFromUrl,
+  restoreSheetSchedules,
+  ScheduleUnavailableError,
+} from "~/models/sheet-sources.server";
 import { getUserById } from "~/models/user.server";
 import { getBulkDb } from "~/utils/db.server";
 import { type AdminCommand, UsageError, requireFlag } from "./command";
@@ -43,6 +48,17 @@ export const sheetCommands: Record<string, AdminCommand> = {
       }
     },
   },
+  "sheet:reschedule": {
+    usage: "",
+    flags: {},
+    async run() {
+      const result = await restoreSheetSchedules(appSheetSourceDeps());
+      if (result.failed.length > 0) {
+        throw new Error(`${result.failed.length} schedule(s) could not be restored: ${JSON.stringify(result.failed)}`);
+      }
+      return result;
+    },
+  },
 };
 
 /**
@@ -65,7 +81,8 @@ async function importFromUrl(userId: string, url: string, flags: Record<string, 
       scheduleId: created.scheduleId,
     };
   } catch (error) {
-    if (error instanceof SheetFetchError || error instanceof CsvImportError) throw new Error(`${url}: ${error.message}`);
+    if (error instanceof SheetFetchError || error instanceof CsvImportError)
+      throw new Error(`${url}: ${error.message}`);
     if (error instanceof ScheduleUnavailableError) {
       throw new Error(`${error.message} (${(error.cause as Error | undefined)?.message ?? "QStash failed"})`);
     }
