@@ -1,3 +1,4 @@
+import { Client } from "@upstash/qstash";
 import { afterAll, describe, expect, it } from "vitest";
 import { startQstash } from "../dev/qstash";
 import { sheetRefreshScheduleId } from "~/models/sheet-schedules.server";
@@ -48,6 +49,16 @@ describe("admin CLI: sheet:import --url", { timeout: CLI_TEST_TIMEOUT_MS }, () =
     expect(qstash.schedules().find((s) => s.scheduleId === sheetRefreshScheduleId(sheetId))?.destination).toBe(
       "http://127.0.0.1:9/api/cron/refresh-sheet",
     );
+
+    // Lost from QStash (a new project, a restarted stand-in): sheet:reschedule brings it back from Postgres.
+    await new Client({ baseUrl: qstash.url, token: raw.QSTASH_TOKEN! }).schedules.delete(
+      sheetRefreshScheduleId(sheetId),
+    );
+    const restored = await runAdmin(["sheet:reschedule"], cliEnv);
+    expect(restored.status).toBe(0);
+    expect(restored.json).toMatchObject({ failed: [] });
+    expect(Number(restored.json?.restored)).toBeGreaterThanOrEqual(1);
+    expect(qstash.schedules().some((s) => s.scheduleId === sheetRefreshScheduleId(sheetId))).toBe(true);
   });
 
   it("refuses what the page refuses, with the reason", async () => {
