@@ -46,7 +46,8 @@ describe("GET /api/v1/sheets/:sheetId", () => {
   it("returns typed rows in file order with paging metadata and quota headers", async () => {
     const { response, body } = await callSheet(sheetId, "", key);
     expect(response.status).toBe(200);
-    expect(body.meta).toEqual({ total: 6, limit: 100, offset: 0 });
+    expect(body.meta).toMatchObject({ total: 6, limit: 100, offset: 0, version: 1 });
+    expect(Date.parse(body.meta.updatedAt)).not.toBeNaN();
     expect(body.data[0]).toEqual({ id: 1, name: "Alice", city: "Paris", score: 10, active: true, zip: "01234" });
     expect(Object.keys(body.data[0])).toEqual(["id", "name", "city", "score", "active", "zip"]);
     expect(body.data[3]).toMatchObject({ score: null, zip: "0150" });
@@ -66,9 +67,9 @@ describe("GET /api/v1/sheets/:sheetId", () => {
   it("pages with limit and offset", async () => {
     const { body } = await callSheet(sheetId, "?limit=2&offset=2", key);
     expect(body.data.map((row: { id: number }) => row.id)).toEqual([3, 4]);
-    expect(body.meta).toEqual({ total: 6, limit: 2, offset: 2 });
+    expect(body.meta).toMatchObject({ total: 6, limit: 2, offset: 2, version: 1 });
     const beyond = await callSheet(sheetId, "?offset=50", key);
-    expect(beyond.body).toEqual({ data: [], meta: { total: 6, limit: 100, offset: 50 } });
+    expect(beyond.body).toMatchObject({ data: [], meta: { total: 6, limit: 100, offset: 50 } });
   });
 
   it("sorts numbers as numbers, empty cells last in both directions", async () => {

@@ -152,7 +152,7 @@ describe("importSheet", () => {
     expect(rows).toBe(MAX_CSV_ROWS);
     expect(await db.sheetRow.count({ where: { sheetId } })).toBe(MAX_CSV_ROWS);
     const last = await db.sheetRow.findUniqueOrThrow({
-      where: { sheetId_index: { sheetId, index: MAX_CSV_ROWS - 1 } },
+      where: { sheetId_version_index: { sheetId, version: 1, index: MAX_CSV_ROWS - 1 } },
     });
     expect(last.data).toEqual({ n: MAX_CSV_ROWS - 1, label: `row ${MAX_CSV_ROWS - 1}` });
     // Row-by-row inserts would take minutes; batches take seconds even on a busy machine.

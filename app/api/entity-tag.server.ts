@@ -5,6 +5,7 @@ import type { SheetQuery } from "~/models/sheets.server";
  * What identifies one page of a sheet: the sheet, its version (rows change only with it) and the query in a
  * canonical form, so that `?city=Paris&limit=10` and `?limit=10&city=Paris` share a cache entry and an ETag.
  * Filters are ANDed, so their order does not matter; each column appears at most once (the parser refuses repeats).
+ * `fields` keeps its order: it is the order of the keys in the answer.
  */
 export function pageCacheKey(sheet: { id: string; version: number }, query: SheetQuery): string {
   const filters = query.filters
@@ -19,12 +20,14 @@ export function pageCacheKey(sheet: { id: string; version: number }, query: Shee
     query.sort?.order ?? null,
     query.search ?? null,
     filters,
+    query.fields ?? null,
   ]);
 }
 
 // Part of every tag: a release that changes how a page is written (field order, meta) must not answer 304 to a
 // client holding the old bytes. Change it with the body's format.
-const BODY_FORMAT = "sheet-page/1";
+// sheet-page/2: `meta` carries the sheet's `version` and `updatedAt`.
+const BODY_FORMAT = "sheet-page/2";
 
 /**
  * A strong ETag for a page: the hash of what the body is a pure function of (the format, the sheet's version and the

@@ -65,7 +65,15 @@ const utf8 = new TextEncoder();
 /** Reads the page and serialises it once; what is cached is the body's bytes. */
 async function readPage(db: Db, call: SheetCall): Promise<CachedPage> {
   const { rows, total } = await querySheetRows(db, call.sheet, call.query);
-  const json = JSON.stringify({ data: rows, meta: { total, limit: call.query.limit, offset: call.query.offset } });
+  // The version the rows were read under (they are stored per version), so `meta` always describes these rows.
+  const meta = {
+    total,
+    limit: call.query.limit,
+    offset: call.query.offset,
+    version: call.sheet.version,
+    updatedAt: call.sheet.dataUpdatedAt.toISOString(),
+  };
+  const json = JSON.stringify({ data: rows, meta });
   // Its own ArrayBuffer (Buffer.from may hand out a slice of a shared 8 KB slab, which the cache would then pin).
   return { body: utf8.encode(json), etag: call.etag };
 }

@@ -11,6 +11,9 @@ export interface SheetSummary {
   columns: string[];
   rowCount: number;
   createdAt: Date;
+  /** When the rows last changed (upload or replacement). */
+  dataUpdatedAt: Date;
+  version: number;
 }
 
 /** What the API needs to validate a query against a sheet and answer it. */
@@ -18,8 +21,10 @@ export interface SheetForQuery {
   id: string;
   columns: string[];
   rowCount: number;
-  /** Changes whenever the rows do; cached pages and ETags are keyed by it. */
+  /** Changes whenever the rows do; cached pages and ETags are keyed by it, and rows are stored under it. */
   version: number;
+  /** When the rows last changed; in every answer's `meta` as `updatedAt`. */
+  dataUpdatedAt: Date;
 }
 
 export interface SheetQuery {
@@ -29,9 +34,19 @@ export interface SheetQuery {
   /** Exact matches, ANDed. Column names must already be checked against the sheet's columns. */
   filters: { column: string; value: string }[];
   search?: string;
+  /** The columns to answer with, in this order (`?fields=`); all of them, in file order, when absent. */
+  fields?: string[];
 }
 
-const summarySelect = { id: true, name: true, columns: true, rowCount: true, createdAt: true } as const;
+const summarySelect = {
+  id: true,
+  name: true,
+  columns: true,
+  rowCount: true,
+  createdAt: true,
+  dataUpdatedAt: true,
+  version: true,
+} as const;
 
 /** Newest first; `take` limits how many. */
 export function listSheets(db: Db, userId: string, options: { take?: number } = {}): Promise<SheetSummary[]> {
@@ -62,7 +77,7 @@ export function getSheetForOwner(db: Db, userId: string, sheetId: string): Promi
 export function getSheetForQuery(db: Db, userId: string, sheetId: string): Promise<SheetForQuery | null> {
   return db.sheet.findFirst({
     where: { id: sheetId, userId },
-    select: { id: true, columns: true, rowCount: true, version: true },
+    select: { id: true, columns: true, rowCount: true, version: true, dataUpdatedAt: true },
   });
 }
 
@@ -96,8 +111,11 @@ function filterCondition(column: string, value: string): Prisma.Sql {
   return Prisma.sql`(("data" -> ${column}::text) = ${JSON.stringify(typed)}::jsonb OR ("data" ->> ${column}::text) = ${value})`;
 }
 
-function whereClause(sheetId: string, query: SheetQuery): Prisma.Sql {
-  const conditions = [Prisma.sql`"sheetId" = ${sheetId}`];
+type VersionedSheet = Pick<SheetForQuery, "id" | "version">;
+
+function whereClause(sheet: VersionedSheet, query: SheetQuery): Prisma.Sql {
+  // The version's rows only: a replacement writes the next version beside them (sheet-data.server.ts).
+  const conditions = [Prisma.sql`"sheetId" = ${sheet.id}`, Prisma.sql`"version" = ${sheet.version}::int`];
   for (const { column, value } of query.filters) conditions.push(filterCondition(column, value));
   if (query.search) {
     // Over values only: matching the JSON text would also match column names.
@@ -122,10 +140,10 @@ function orderClause(query: SheetQuery): Prisma.Sql {
  * statements the API runs (`.text` and `.values` are what `pg` takes).
  */
 export function sheetPageStatements(
-  sheetId: string,
+  sheet: VersionedSheet,
   query: SheetQuery,
 ): { page: Prisma.Sql; count: Prisma.Sql | null } {
-  const where = whereClause(sheetId, query);
+  const where = whereClause(sheet, query);
   const page = Prisma.sql`
     SELECT "data" FROM "SheetRow" WHERE ${where}
     ORDER BY ${orderClause(query)} LIMIT ${query.limit} OFFSET ${query.offset}`;
@@ -142,28 +160,29 @@ export function rowInColumnOrder(columns: readonly string[], data: SheetRowData)
 }
 
 /**
- * One page of rows, filtered, searched and sorted in Postgres, plus the total that matched. Rows come back with
- * their keys in the sheet's column order.
+ * One page of rows of the sheet's `version`, filtered, searched and sorted in Postgres, plus the total that matched.
+ * Rows come back with the keys `query.fields` names, in that order, or else all columns in the sheet's order.
  */
 export async function querySheetRows(
   db: Db,
-  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount" | "version">,
   query: SheetQuery,
 ): Promise<{ rows: SheetRowData[]; total: number }> {
-  const statements = sheetPageStatements(sheet.id, query);
+  const statements = sheetPageStatements(sheet, query);
+  const columns = query.fields ?? sheet.columns;
   const [page, total] = await Promise.all([
     db.$queryRaw<{ data: SheetRowData }[]>(statements.page),
     statements.count
       ? db.$queryRaw<{ total: number }[]>(statements.count).then(([row]) => row.total)
       : Promise.resolve(sheet.rowCount),
   ]);
-  return { rows: page.map(({ data }) => rowInColumnOrder(sheet.columns, data)), total };
+  return { rows: page.map(({ data }) => rowInColumnOrder(columns, data)), total };
 }
 
 /** The first rows in file order, for the preview in the UI. */
 export async function previewSheetRows(
   db: Db,
-  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount">,
+  sheet: Pick<SheetForQuery, "id" | "columns" | "rowCount" | "version">,
   limit = 20,
 ): Promise<SheetRowData[]> {
   const { rows } = await querySheetRows(db, sheet, { limit, offset: 0, filters: [] });

@@ -23,7 +23,7 @@ export interface MeteredSheet {
   key: string;
   sheetId: string;
   /** The sheet as the API sees it, for a server that answers its pages without looking it up. */
-  sheet: { id: string; columns: string[]; rowCount: number };
+  sheet: { id: string; columns: string[]; rowCount: number; version: number };
   databaseUrl: string;
   /** The customer's live quota counter this month, read straight from Redis (no REST, no proxy). */
   counted(): Promise<number>;
@@ -100,7 +100,7 @@ export async function createMeteredSheet(options: {
       rest,
       key,
       sheetId,
-      sheet: { id: sheetId, columns, rowCount: options.rows },
+      sheet: { id: sheetId, columns, rowCount: options.rows, version: 1 },
       databaseUrl: scratch.url,
       counted: async () => Number((await direct.get(counter)) ?? 0),
       close,

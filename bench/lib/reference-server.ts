@@ -16,7 +16,7 @@ import type { SheetRowData } from "~/utils/sheet-cells";
  */
 export interface ReferenceOptions {
   databaseUrl: string;
-  sheet: { id: string; columns: string[]; rowCount: number };
+  sheet: { id: string; columns: string[]; rowCount: number; version: number };
   /** The pool size; the app's is pg's default too (10). */
   poolSize?: number;
 }
@@ -32,7 +32,7 @@ async function serve(options: ReferenceOptions): Promise<string> {
       response.writeHead(400, { "Content-Type": "text/plain" }).end(parsed.detail);
       return;
     }
-    const { page, count } = sheetPageStatements(sheet.id, parsed.query);
+    const { page, count } = sheetPageStatements(sheet, parsed.query);
     Promise.all([
       pool.query<{ data: SheetRowData }>(page.text, page.values as unknown[]),
       count
@@ -41,7 +41,7 @@ async function serve(options: ReferenceOptions): Promise<string> {
     ]).then(
       ([{ rows }, total]) => {
         const body = JSON.stringify({
-          data: rows.map(({ data }) => rowInColumnOrder(sheet.columns, data)),
+          data: rows.map(({ data }) => rowInColumnOrder(parsed.query.fields ?? sheet.columns, data)),
           meta: { total, limit: parsed.query.limit, offset: parsed.query.offset },
         });
         response.writeHead(200, { "Content-Type": "application/json" }).end(body);
