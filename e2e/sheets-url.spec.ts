@@ -46,7 +46,9 @@ test("create a sheet from a URL, see the refresh time, refresh it, and see a fai
 
   // The schedule can be changed.
   await entry.getByRole("combobox").selectOption("manual");
+  const saved = page.waitForResponse((response) => response.request().method() === "POST" && response.ok());
   await entry.getByRole("button", { name: "Save schedule" }).click();
+  await saved;
   await page.reload();
   await expect(entry.getByRole("combobox")).toHaveValue("manual");
 });
