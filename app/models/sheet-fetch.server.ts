@@ -264,7 +264,7 @@ function requestOnce(
   signal: AbortSignal,
 ): Promise<Dispatcher.ResponseData> {
   const headers: Record<string, string> = {
-    "user-agent": "Sheetmeter sheet refresh (+https://github.com/sheetmeter)",
+    "user-agent": "Sheetmeter (sheet source refresh)",
     accept: "text/csv, text/plain;q=0.9, */*;q=0.1",
     // No compression: the byte limit then bounds what we hold, with no decompression bomb to defuse.
     "accept-encoding": "identity",
