@@ -136,7 +136,10 @@ describe("dashboard loader", () => {
     expect(data.lastSync).toEqual({ ok: true, data: expect.objectContaining({ status: "succeeded" }) });
     expect(data.sheets).toEqual({
       ok: true,
-      data: { hasMore: false, sheets: [{ id: expect.any(String), name: "Prices", rowCount: 1234 }] },
+      data: {
+        hasMore: false,
+        sheets: [{ id: expect.any(String), name: "Prices", rowCount: 1234, dataUpdatedAt: expect.any(String) }],
+      },
     });
   });
 

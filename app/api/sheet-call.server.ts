@@ -1,5 +1,6 @@
 import { hashApiKey, isWellFormedApiKey, readKeyEntry, readKeyEntryWithVersion } from "~/models/api-keys.server";
 import { viaQuotaStore } from "~/models/quota-store.server";
+import { ownerVersionKey, ownerVersionOf } from "~/models/owner-version.server";
 import { getSheetForQuery, type SheetForQuery, type SheetQuery } from "~/models/sheets.server";
 import type { ApiDeps } from "./api-key-auth.server";
 import { entityTagFor, pageCacheKey } from "./entity-tag.server";
@@ -69,6 +70,16 @@ function callFor(owner: CachedOwner, sheet: SheetForQuery, search: string): Shee
   return { owner, sheet, query: parsed.query, pageKey, etag: entityTagFor(pageKey) };
 }
 
+/**
+ * Whether the owner's cache version in Redis is still the one `owner` was read under. Asked only before refusing a
+ * parameter: the parameters are checked against the cached sheet's columns, before the quota script would notice
+ * that a replacement changed them, and a new column must not be refused by a process that has not heard of it yet.
+ */
+async function isOwnerVersionCurrent(deps: ApiDeps, owner: CachedOwner): Promise<boolean> {
+  const current = await viaQuotaStore(() => deps.redis.get(ownerVersionKey(owner.userId)));
+  return ownerVersionOf(current) === owner.version;
+}
+
 /** Everything the call needs, or what it is refused for. `search` is the query string without its "?". */
 export async function prepareSheetCall(
   deps: ApiDeps,
@@ -81,7 +92,9 @@ export async function prepareSheetCall(
   const sheet = await sheetOf(deps, owner, sheetId);
   if (!sheet) return { refused: "sheet" };
   const call = callFor(owner, sheet, search);
-  return "refused" in call ? call : { ...call, hash };
+  if (!("refused" in call)) return { ...call, hash };
+  if (await isOwnerVersionCurrent(deps, owner)) return call;
+  return reloadOwnerAndSheet(deps, hash, owner.userId, sheetId, search);
 }
 
 /**
@@ -94,11 +107,21 @@ export async function reloadSheetCall(
   sheetId: string,
   search: string,
 ): Promise<(SheetCall & { hash: string }) | Refusal> {
-  forgetOwner(stale.hash);
-  const owner = await reloadOwner(deps, stale.hash, stale.owner.userId);
+  return reloadOwnerAndSheet(deps, stale.hash, stale.owner.userId, sheetId, search);
+}
+
+async function reloadOwnerAndSheet(
+  deps: ApiDeps,
+  hash: string,
+  userId: string,
+  sheetId: string,
+  search: string,
+): Promise<(SheetCall & { hash: string }) | Refusal> {
+  forgetOwner(hash);
+  const owner = await reloadOwner(deps, hash, userId);
   if (!owner) return { refused: "key" };
   const sheet = await sheetOf(deps, owner, sheetId);
   if (!sheet) return { refused: "sheet" };
   const call = callFor(owner, sheet, search);
-  return "refused" in call ? call : { ...call, hash: stale.hash };
+  return "refused" in call ? call : { ...call, hash };
 }

@@ -31,23 +31,35 @@ export interface ParseOptions {
 }
 
 /**
- * The format a file name says, or null when it names neither. `.txt` is read as CSV (exports often use it).
- * Content types are not trusted: browsers send `application/vnd.ms-excel` for CSV files on Windows.
+ * The format of a file: by its name's extension (`.xlsx`; `.csv` and `.txt` are CSV), else by its first bytes (a
+ * zip is an XLSX workbook, anything else is read as CSV). Content types are not trusted: browsers send
+ * `application/vnd.ms-excel` for CSV files on Windows. The old binary `.xls` is refused with what to do instead.
  */
-export function formatOfFileName(fileName: string | undefined): SheetFormat | null {
+export function formatOfFile(fileName: string | undefined, bytes: Uint8Array): SheetFormat {
   const lower = (fileName ?? "").toLowerCase();
   if (lower.endsWith(".xlsx")) return "xlsx";
   if (lower.endsWith(".csv") || lower.endsWith(".txt")) return "csv";
-  return null;
+  if (lower.endsWith(".xls") || (bytes[0] === 0xd0 && bytes[1] === 0xcf && bytes[2] === 0x11 && bytes[3] === 0xe0)) {
+    throw new SheetImportError(
+      "This is an old Excel (.xls) file; open it in Excel and save it as .xlsx or CSV UTF-8, then upload that.",
+      415,
+    );
+  }
+  return bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04 ? "xlsx" : "csv";
 }
 
-/** `.xls` (the binary format before 2007) and `.ods` are refused by name with a message saying what to do. */
-export function unsupportedFormatError(fileName: string | undefined): SheetImportError {
-  const lower = (fileName ?? "").toLowerCase();
-  const hint = lower.endsWith(".xls")
-    ? "This is an old Excel (.xls) file; open it in Excel and save it as .xlsx or CSV UTF-8."
-    : "Upload a .csv or .xlsx file.";
-  return new SheetImportError(`Sheetmeter reads CSV and XLSX files. ${hint}`, 415);
+/** A worksheet name as typed in a form or a flag: trimmed, and absent when empty. */
+export function worksheetOption(value: unknown): ParseOptions {
+  const worksheet = typeof value === "string" ? value.trim() : "";
+  return worksheet ? { worksheet } : {};
+}
+
+/** Parses a file by its name (or content) as CSV or XLSX; see `parseSheetBytes`. */
+export function parseSheetFile(
+  file: { name?: string; bytes: Uint8Array },
+  options: ParseOptions = {},
+): Promise<ParsedSheet> {
+  return parseSheetBytes(file.bytes, formatOfFile(file.name, file.bytes), options);
 }
 
 /** Parses a whole file held in memory; throws SheetImportError (400/413) with a message a person can act on. */

@@ -5,7 +5,7 @@ import { type Env, getEnv } from "~/utils/env.server";
 import { getQstash } from "~/utils/qstash.server";
 import { getRedis } from "~/utils/redis.server";
 import { createSheet, MAX_CSV_BYTES, sheetNameFrom, SheetImportError } from "./csv-import.server";
-import { formatOfFileName, parseSheetBytes, replaceSheetData } from "./sheet-data.server";
+import { parseSheetFile, replaceSheetData } from "./sheet-data.server";
 import {
   fetchSheetSource,
   parseSourceUrl,
@@ -107,9 +107,9 @@ export function getSheetSource(db: Db, userId: string, sheetId: string): Promise
   }) as Promise<SheetSourceView | null>;
 }
 
-// CSV unless the URL's path says .xlsx; a published Google Sheet's link ends in output=csv.
-function formatOfUrl(url: URL) {
-  return formatOfFileName(url.pathname) ?? "csv";
+// By the URL's path (.xlsx, .csv) or else the content, as for an upload; a published Google Sheet is CSV.
+function parseFetched(fetched: { url: string; bytes: Uint8Array }) {
+  return parseSheetFile({ name: new URL(fetched.url).pathname, bytes: fetched.bytes });
 }
 
 /** A last path segment that reads as a name ("prices.csv" → "prices"), else the host. */
@@ -139,7 +139,7 @@ export async function createSheetFromUrl(
   const url = parseSourceUrl(input.url, deps.fetchPolicy);
   const fetched = await fetchSheetSource(url.href, deps.fetchPolicy, deps.fetchOptions);
   if (fetched.notModified) throw new SheetFetchError("http-status", "The source answered 304 to its first fetch.");
-  const parsed = await parseSheetBytes(fetched.bytes, formatOfUrl(new URL(fetched.url)));
+  const parsed = await parseFetched(fetched);
   const created = await createSheet(deps.db, {
     userId: input.userId,
     name: sheetNameFrom(nameFromUrl(url), input.name),
@@ -147,6 +147,11 @@ export async function createSheetFromUrl(
   });
   const now = new Date();
   try {
+    // The sheet's own data time, so a refresh can tell whether the rows are still the ones this source gave.
+    const { dataUpdatedAt } = await deps.db.sheet.findUniqueOrThrow({
+      where: { id: created.sheetId },
+      select: { dataUpdatedAt: true },
+    });
     await deps.db.sheetSource.create({
       data: {
         sheetId: created.sheetId,
@@ -157,7 +162,7 @@ export async function createSheetFromUrl(
         contentHash: fetched.contentHash,
         lastRefreshAt: now,
         lastRefreshStatus: "updated",
-        lastChangedAt: now,
+        lastChangedAt: dataUpdatedAt,
       },
     });
     let scheduleId: string | null = null;
@@ -205,9 +210,19 @@ export async function refreshSheetSource(
   const { sheetId } = input;
   const source = await deps.db.sheetSource.findFirst({
     where: { sheetId, ...(input.userId && { sheet: { userId: input.userId } }) },
-    select: { url: true, etag: true, lastModified: true, contentHash: true, sheet: { select: { userId: true } } },
+    select: {
+      url: true,
+      etag: true,
+      lastModified: true,
+      contentHash: true,
+      lastChangedAt: true,
+      sheet: { select: { userId: true, dataUpdatedAt: true } },
+    },
   });
   if (!source) return { status: "missing", sheetId };
+  // Rows replaced by other means (a file through "Replace data" or sheet:replace) are not what the source holds,
+  // even when the source itself has not changed: then its validators and hash say nothing, and it is imported again.
+  const rowsFromSource = source.lastChangedAt?.getTime() === source.sheet.dataUpdatedAt.getTime();
 
   let outcome: RefreshOutcome;
   const record: {
@@ -219,17 +234,16 @@ export async function refreshSheetSource(
   try {
     const fetched = await fetchSheetSource(source.url, deps.fetchPolicy, {
       ...deps.fetchOptions,
-      etag: source.etag,
-      lastModified: source.lastModified,
+      ...(rowsFromSource && { etag: source.etag, lastModified: source.lastModified }),
     });
     if (fetched.notModified) {
       outcome = { status: "unchanged", sheetId, reason: "not-modified" };
-    } else if (fetched.contentHash === source.contentHash) {
+    } else if (rowsFromSource && fetched.contentHash === source.contentHash) {
       // Same bytes from a server without validators (or new validators on old content): nothing to import.
       Object.assign(record, { etag: fetched.etag, lastModified: fetched.lastModified });
       outcome = { status: "unchanged", sheetId, reason: "same-content" };
     } else {
-      const parsed = await parseSheetBytes(fetched.bytes, formatOfUrl(new URL(fetched.url)));
+      const parsed = await parseFetched(fetched);
       const replaced = await replaceSheetData(deps, { sheetId, userId: source.sheet.userId, parsed });
       if (!replaced) return { status: "missing", sheetId };
       Object.assign(record, {

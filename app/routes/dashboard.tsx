@@ -157,7 +157,12 @@ export async function loader({ request }: LoaderFunctionArgs) {
       ),
       sheets: part(sheets, "sheet summary", ({ sheets: list, hasMore }) => ({
         hasMore,
-        sheets: list.map((s) => ({ id: s.id, name: s.name, rowCount: s.rowCount })),
+        sheets: list.map((s) => ({
+          id: s.id,
+          name: s.name,
+          rowCount: s.rowCount,
+          dataUpdatedAt: s.dataUpdatedAt.toISOString(),
+        })),
       })),
     },
     // Per-user, changing by the second: never cached by a browser or a proxy.

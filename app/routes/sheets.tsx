@@ -7,11 +7,13 @@ import { ConfirmDelete } from "~/components/confirm-delete";
 import { CopyButton } from "~/components/copy-button";
 import { EmptyState } from "~/components/empty-state";
 import { GeneralErrorBoundary } from "~/components/error-boundary";
-import { CsvImportError, importSheet, MAX_CSV_BYTES, sheetNameFrom } from "~/models/csv-import.server";
-import { listSheets, previewSheetRows } from "~/models/sheets.server";
-import { appSheetSourceDeps, deleteSheetWithSource, listSheetSources } from "~/models/sheet-sources.server";
+import { ReplaceDataForm, SHEET_FILE_ACCEPT, WorksheetField } from "~/components/sheets/replace-data-form";
 import { SheetSourceStatus } from "~/components/sheets/sheet-source-status";
 import { UrlSourceForm } from "~/components/sheets/url-source-form";
+import { createSheet, MAX_CSV_BYTES, SheetImportError, sheetNameFrom } from "~/models/csv-import.server";
+import { parseSheetFile, replaceSheetData, worksheetOption } from "~/models/sheet-data.server";
+import { appSheetSourceDeps, deleteSheetWithSource, listSheetSources } from "~/models/sheet-sources.server";
+import { listSheets, previewSheetRows } from "~/models/sheets.server";
 import {
   handleUrlSourceIntent,
   isUrlSourceIntent,
@@ -24,7 +26,7 @@ import { SHEET_API_PATH } from "~/utils/endpoints";
 import { getEnv } from "~/utils/env.server";
 import { getRedis } from "~/utils/redis.server";
 import { readPageForm, readUploadForm } from "~/utils/request-guard.server";
-import { formatCount, formatDate } from "~/utils/format";
+import { formatCount, formatDate, formatDateTime } from "~/utils/format";
 import type { CellValue } from "~/utils/sheet-cells";
 import { requireUser } from "~/auth/session-user.server";
 
@@ -44,15 +46,21 @@ export function loader({ request }: LoaderFunctionArgs) {
     const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
     return {
       apiBase: `${getEnv().APP_URL}${SHEET_API_PATH}/`,
-      sheets: sheets.map((sheet) => ({ ...sheet, createdAt: formatDate(sheet.createdAt) })),
+      sheets: sheets.map((sheet) => ({
+        ...sheet,
+        createdAt: formatDate(sheet.createdAt),
+        dataUpdatedAt: formatDateTime(sheet.dataUpdatedAt),
+      })),
       sources: Object.fromEntries([...sources].map(([sheetId, source]) => [sheetId, summarizeSource(source)])),
       preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
       justImported: previewed !== undefined && url.searchParams.has("imported"),
+      justReplaced: previewed !== undefined && url.searchParams.has("replaced"),
     };
   });
 }
 
-type ActionData = { error: string } | UrlSourceActionData;
+/** A refusal; `sheetId` when it belongs to that sheet's "Replace data" form rather than the upload form. */
+type ActionData = { error: string; sheetId?: string } | UrlSourceActionData;
 
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
@@ -83,21 +91,32 @@ export function action({ request }: ActionFunctionArgs) {
 
     const form = await readUploadForm(request, { maxBodyBytes: MAX_UPLOAD_BODY_BYTES, maxFileBytes: MAX_CSV_BYTES });
     if (!form) return data<ActionData>({ error: tooLarge }, { status: 413 });
+    const replacing = form.get("intent") === "replace" ? String(form.get("sheetId") ?? "") : undefined;
     const file = form.get("file");
     if (!(file instanceof File) || file.size === 0) {
-      return data<ActionData>({ error: "Choose a CSV file to upload." }, { status: 400 });
+      return data<ActionData>({ error: "Choose a CSV or XLSX file.", sheetId: replacing }, { status: 400 });
     }
-    const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
     try {
-      // The import's batched inserts may take longer than a request's statement deadline allows.
-      const { sheetId } = await importSheet(getBulkDb(), {
-        userId: user.id,
-        name,
-        bytes: new Uint8Array(await file.arrayBuffer()),
-      });
+      const parsed = await parseSheetFile(
+        { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) },
+        worksheetOption(form.get("worksheet")),
+      );
+      // The batched inserts may take longer than a request's statement deadline allows.
+      if (replacing !== undefined) {
+        const replaced = await replaceSheetData(
+          { redis: getRedis(), db: getBulkDb() },
+          { sheetId: replacing, userId: user.id, parsed },
+        );
+        if (!replaced) return data<ActionData>({ error: "This sheet no longer exists." }, { status: 404 });
+        return redirect(`/sheets?preview=${replaced.sheetId}&replaced=1`);
+      }
+      const name = sheetNameFrom(file.name, String(form.get("name") ?? ""));
+      const { sheetId } = await createSheet(getBulkDb(), { userId: user.id, name, parsed });
       return redirect(`/sheets?preview=${sheetId}&imported=1`);
     } catch (error) {
-      if (error instanceof CsvImportError) return data<ActionData>({ error: error.message }, { status: error.status });
+      if (error instanceof SheetImportError) {
+        return data<ActionData>({ error: error.message, sheetId: replacing }, { status: error.status });
+      }
       throw error;
     }
   });
@@ -106,9 +125,10 @@ export function action({ request }: ActionFunctionArgs) {
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
 
 export default function SheetsPage() {
-  const { sheets, sources, apiBase, preview, justImported } = useLoaderData<typeof loader>();
+  const { sheets, sources, apiBase, preview, justImported, justReplaced } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
-  const uploadError = actionData && "error" in actionData ? actionData.error : undefined;
+  // Each form shows only its own refusal: the upload's, a sheet's "Replace data", a URL's, or a URL sheet's.
+  const fileError = actionData && "error" in actionData ? actionData : undefined;
   const urlError = actionData && "urlError" in actionData ? actionData.urlError : undefined;
   const sheetError = actionData && "sheetError" in actionData ? actionData.sheetError : undefined;
   const navigation = useNavigation();
@@ -116,17 +136,21 @@ export default function SheetsPage() {
 
   return (
     <div className="space-y-8">
-      <PageHeader title="Sheets" description="Upload a CSV and every row is available as JSON from its own endpoint." />
+      <PageHeader
+        title="Sheets"
+        description="Upload a CSV or XLSX file and every row is available as JSON from its own endpoint."
+      />
 
       <section
         aria-labelledby="upload-heading"
         className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm sm:p-6"
       >
         <h2 id="upload-heading" className="text-lg font-semibold">
-          Upload a CSV
+          Upload a CSV or XLSX file
         </h2>
         <p className="mt-1 text-sm text-slate-600">
-          UTF-8, comma- or semicolon-separated, first row as column names. Up to 10 MB and 100,000 rows.
+          CSV: UTF-8, comma- or semicolon-separated. XLSX: the first worksheet, or the one you name. First row as column
+          names. Up to 10 MB and 100,000 rows.
         </p>
         {/* Keyed by the last import so the chosen file and name clear once it has landed. */}
         <Form
@@ -137,13 +161,13 @@ export default function SheetsPage() {
         >
           <div>
             <label htmlFor="csv-file" className="block text-sm font-medium text-slate-800">
-              CSV file
+              CSV file or XLSX workbook
             </label>
             <input
               id="csv-file"
               name="file"
               type="file"
-              accept=".csv,text/csv"
+              accept={SHEET_FILE_ACCEPT}
               required
               className="mt-1 block w-full text-sm text-slate-700 file:mr-3 file:rounded file:border-0 file:bg-indigo-50 file:px-3 file:py-2 file:text-sm file:font-medium file:text-indigo-800 hover:file:bg-indigo-100"
             />
@@ -160,7 +184,8 @@ export default function SheetsPage() {
               className="mt-1 block w-full rounded border border-slate-300 bg-white px-3 py-2 text-base shadow-sm focus:border-indigo-600 focus:outline-none focus:ring-2 focus:ring-indigo-600"
             />
           </div>
-          <FormError message={uploadError} />
+          <WorksheetField id="upload-worksheet" />
+          <FormError message={fileError?.sheetId === undefined ? fileError?.error : undefined} />
           <button type="submit" className={`${primaryButton} w-full sm:w-auto`} disabled={uploading}>
             {uploading ? "Uploading…" : "Upload"}
           </button>
@@ -196,6 +221,9 @@ export default function SheetsPage() {
                     {sheet.columns.length === 1 ? "column" : "columns"} · {sheet.createdAt}
                   </p>
                 </div>
+                <p className="mt-1 text-xs text-slate-500" data-testid="data-updated">
+                  Data last changed {sheet.dataUpdatedAt} · version {sheet.version}
+                </p>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
                 {sources[sheet.id] ? (
                   <SheetSourceStatus
@@ -214,6 +242,11 @@ export default function SheetsPage() {
                       Preview
                     </Link>
                   )}
+                  <ReplaceDataForm
+                    sheetId={sheet.id}
+                    name={sheet.name}
+                    error={fileError?.sheetId === sheet.id ? fileError.error : undefined}
+                  />
                   <DeleteSheet sheetId={sheet.id} name={sheet.name} rowCount={sheet.rowCount} />
                 </div>
                 {preview?.sheetId === sheet.id ? (
@@ -222,6 +255,7 @@ export default function SheetsPage() {
                     rows={preview.rows}
                     rowCount={sheet.rowCount}
                     justImported={justImported}
+                    justReplaced={justReplaced}
                   />
                 ) : null}
               </li>
@@ -240,14 +274,22 @@ function SheetPreview({
   rows,
   rowCount,
   justImported,
+  justReplaced,
 }: {
   columns: string[];
   rows: Record<string, CellValue>[];
   rowCount: number;
   justImported: boolean;
+  justReplaced: boolean;
 }) {
   return (
     <div className="mt-4">
+      {justReplaced ? (
+        <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
+          Replaced the data: {formatCount(rowCount)} {rowCount === 1 ? "row" : "rows"}. The endpoint and keys are
+          unchanged; calls get the new rows from now on.
+        </p>
+      ) : null}
       {justImported ? (
         <p role="status" className="mb-3 rounded border border-green-200 bg-green-50 px-3 py-2 text-sm text-green-900">
           Imported {formatCount(rowCount)} {rowCount === 1 ? "row" : "rows"}. Call the endpoint above with an{" "}

@@ -1,6 +1,6 @@
 import { Link } from "@remix-run/react";
 import { CopyButton } from "~/components/copy-button";
-import { formatCount } from "~/utils/format";
+import { formatCount, formatDateTime } from "~/utils/format";
 import { sheetEndpoint } from "~/utils/endpoints";
 import type { Part, SheetSummaryView } from "./types";
 
@@ -49,6 +49,9 @@ export function SheetSummary({
                     {formatCount(sheet.rowCount)} {sheet.rowCount === 1 ? "row" : "rows"}
                   </p>
                 </div>
+                <p className="text-xs text-slate-500" data-testid="sheet-data-updated">
+                  Data last changed {formatDateTime(new Date(sheet.dataUpdatedAt))}
+                </p>
                 <div className="mt-1 flex items-start gap-2">
                   <code className="min-w-0 flex-1 break-all rounded bg-slate-100 px-2 py-1 text-xs text-slate-800">
                     GET {endpoint}

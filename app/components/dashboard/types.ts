@@ -42,6 +42,8 @@ export interface SheetSummaryView {
   id: string;
   name: string;
   rowCount: number;
+  /** When the rows last changed (upload or replacement), ISO 8601. */
+  dataUpdatedAt: string;
 }
 
 /** One part of the page: its data, or the fact that it could not be loaded (the part renders its own message). */
