@@ -9,10 +9,12 @@ import {
   removeSheetSchedules,
   setRefreshSchedule,
 } from "~/models/sheet-sources.server";
+import { replaceSheetData } from "~/models/sheet-data.server";
 import { getSheetForQuery, previewSheetRows } from "~/models/sheets.server";
 import * as route from "~/routes/api.cron.refresh-sheet";
 import { getDb } from "~/utils/db.server";
 import { loadRawEnv } from "~/utils/env.server";
+import { getRedis } from "~/utils/redis.server";
 import { createTestUser } from "./factories";
 import { serveRoute } from "./helpers/serve-action";
 import { csvHandler, startSourceServer } from "./helpers/source-server";
@@ -167,6 +169,23 @@ describe("URL sheets refreshed by their QStash schedule", () => {
       lastRefreshStatus: "updated",
       lastRefreshError: null,
     });
+  });
+
+  it("imports the source again after the rows were replaced by a file, though the source did not change", async () => {
+    source.handle("/mine.csv", csvHandler("a\n1\n", { etag: '"m1"' }));
+    const { sheetId, user } = await urlSheet("/mine.csv");
+    await replaceSheetData(
+      { redis: getRedis(), db: getDb() },
+      { sheetId, userId: user.id, parsed: { columns: ["b"], rows: [{ b: 9 }] } },
+    );
+    await fire(sheetId);
+    // Unconditional this time: the source's validators describe rows the sheet no longer holds.
+    expect(source.requests.at(-1)?.headers["if-none-match"]).toBeUndefined();
+    expect(await rowsOf(sheetId)).toEqual({ version: 3, rows: [{ a: 1 }] });
+    // And back to conditional requests once the rows are the source's again.
+    await fire(sheetId, 14);
+    expect(source.requests.at(-1)?.headers["if-none-match"]).toBe('"m1"');
+    expect((await rowsOf(sheetId)).version).toBe(3);
   });
 
   it("changes the schedule: manual removes it from QStash, daily brings it back with a daily cron", async () => {

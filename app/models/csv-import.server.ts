@@ -227,8 +227,11 @@ export async function createSheet(
   return { sheetId, rows: parsed.rows.length, columns: parsed.columns };
 }
 
-/** Parses a CSV file and creates the sheet from it (see `createSheet`). */
-export function importSheet(
+/**
+ * Parses a CSV file and creates the sheet from it (see `createSheet`). Async so that a refused file is a rejected
+ * promise, like every other failure of the import, rather than a throw before the caller holds a promise.
+ */
+export async function importSheet(
   db: Db,
   input: { userId: string; name: string; bytes: Uint8Array },
 ): Promise<{ sheetId: string; rows: number; columns: string[] }> {
