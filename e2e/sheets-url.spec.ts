@@ -59,3 +59,14 @@ test("a URL inside the network is refused with a clear error", async ({ loggedIn
   await page.getByRole("button", { name: "Create from URL" }).click();
   await expect(page.getByRole("alert")).toContainText("Refused to connect to a link-local address");
 });
+
+test("a URL sheet's source and status fit a 390 px wide phone", async ({ loggedInPage: page }) => {
+  source.handle("/a-rather-long-path/for-a-published-sheet-on-a-phone.csv", csvHandler("a,b\n1,2\n"));
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto("/sheets");
+  await page.getByLabel("CSV URL").fill(`${source.origin}/a-rather-long-path/for-a-published-sheet-on-a-phone.csv`);
+  await page.getByRole("button", { name: "Create from URL" }).click();
+  await expect(page.getByTestId("last-refresh")).toContainText("updated");
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await page.screenshot({ path: "test-results/playwright/sheets-url-phone.png", fullPage: true });
+});

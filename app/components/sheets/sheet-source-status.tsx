@@ -51,7 +51,6 @@ export function SheetSourceStatus({
             <span className={failed ? "font-medium text-red-700" : "text-slate-700"}>
               {source.lastRefreshStatus ? STATUS_TEXT[source.lastRefreshStatus] : "unknown"}
             </span>
-            {source.lastChangedAt ? <> · data changed {source.lastChangedAt}</> : null}
           </>
         ) : (
           "Not refreshed yet."
