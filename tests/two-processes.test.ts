@@ -147,6 +147,31 @@ describe("two app processes on one Redis and one Postgres", () => {
     expect((await callSheet(a, sheetId, key)).status).toBe(404);
   });
 
+  it("serve, in the other process within a second, data replaced on the sheets page of one", async () => {
+    const { cookie, key, sheetId } = await customer(a);
+    const before = (await callSheet(b, sheetId, key)).headers.get("ETag");
+    const form = new FormData();
+    form.set("intent", "replace");
+    form.set("sheetId", sheetId);
+    form.set("file", new Blob(["id,name,team\n7,Linus,kernel\n"], { type: "text/csv" }), "new.csv");
+    const replaced = await fetch(`${a.url}/sheets`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "Sec-Fetch-Site": "same-origin", Cookie: cookie },
+      body: form,
+    });
+    expect(replaced.status).toBe(302);
+    await within(b, sheetId, key, (response) => response.status === 200 && response.headers.get("ETag") !== before);
+    for (const app of [a, b]) {
+      const body = await (
+        await fetch(`${app.url}/api/v1/sheets/${sheetId}?fields=team`, {
+          headers: { Authorization: `Bearer ${key}` },
+        })
+      ).json();
+      expect(body).toMatchObject({ data: [{ team: "kernel" }], meta: { version: 2, total: 1 } });
+    }
+  });
+
   it("count against a limit an operator changed, in both processes within a second", async () => {
     const { userId, key, sheetId } = await customer(b);
     expect(await setMonthlyLimit(getRedis(), db, userId, 7)).toBe(true);

@@ -94,7 +94,7 @@ export function action({ request }: ActionFunctionArgs) {
     const replacing = form.get("intent") === "replace" ? String(form.get("sheetId") ?? "") : undefined;
     const file = form.get("file");
     if (!(file instanceof File) || file.size === 0) {
-      return data<ActionData>({ error: "Choose a CSV or XLSX file.", sheetId: replacing }, { status: 400 });
+      return data<ActionData>({ error: "Choose a CSV file or an XLSX workbook.", sheetId: replacing }, { status: 400 });
     }
     try {
       const parsed = await parseSheetFile(
