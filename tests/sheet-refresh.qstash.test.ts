@@ -1,12 +1,16 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Client } from "@upstash/qstash";
 import { afterAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { startQstash } from "../dev/qstash";
-import { refreshCron, sheetRefreshScheduleId } from "~/models/sheet-schedules.server";
+import { refreshCron, SCHEDULE_DEADLINE_MS, sheetRefreshScheduleId } from "~/models/sheet-schedules.server";
 import {
   appSheetSourceDeps,
   createSheetFromUrl,
   deleteSheetWithSource,
   getSheetSource,
   removeSheetSchedules,
+  ScheduleUnavailableError,
   setRefreshSchedule,
 } from "~/models/sheet-sources.server";
 import { replaceSheetData } from "~/models/sheet-data.server";
@@ -235,6 +239,32 @@ describe("URL sheets refreshed by their QStash schedule", () => {
     const left = qstash.schedules().map((s) => s.scheduleId);
     expect(left).not.toContain(scheduleId);
     expect(left).not.toContain(more.scheduleId);
+  });
+
+  it("gives up on a QStash that does not answer, and changes nothing", async () => {
+    source.handle("/hung.csv", csvHandler("a\n1\n"));
+    const { sheetId, user } = await urlSheet("/hung.csv", "manual");
+    // Accepts connections and never answers: the SDK's request alone would wait forever.
+    const hung = http.createServer(() => {});
+    await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = hung.address() as AddressInfo;
+      const deps = {
+        ...appSheetSourceDeps(),
+        qstash: new Client({ baseUrl: `http://127.0.0.1:${port}`, token: raw.QSTASH_TOKEN!, retry: false }),
+      };
+      const started = Date.now();
+      await expect(setRefreshSchedule(deps, { userId: user.id, sheetId, schedule: "hourly" })).rejects.toThrow(
+        ScheduleUnavailableError,
+      );
+      expect(Date.now() - started).toBeLessThan(SCHEDULE_DEADLINE_MS + 2000);
+      expect(await getSheetSource(getDb(), user.id, sheetId)).toMatchObject({ schedule: "manual" });
+      await expect(deleteSheetWithSource(deps, { userId: user.id, sheetId })).rejects.toThrow(ScheduleUnavailableError);
+      expect(await getDb().sheet.count({ where: { id: sheetId } })).toBe(1);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise<void>((resolve) => hung.close(() => resolve()));
+    }
   });
 
   it("refuses an unsigned call and a body that names no sheet", async () => {

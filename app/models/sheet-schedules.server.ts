@@ -12,6 +12,25 @@ export function isRefreshSchedule(value: unknown): value is RefreshSchedule {
   return typeof value === "string" && (REFRESH_SCHEDULES as readonly string[]).includes(value);
 }
 
+/**
+ * The longest a page (or the CLI) waits on QStash to change a schedule. The SDK's own requests have no deadline;
+ * past this one the call is abandoned and reported as QStash being unavailable. A late success is harmless: a
+ * schedule that outlives its sheet is removed by the refresh route the first time it fires.
+ */
+export const SCHEDULE_DEADLINE_MS = 5000;
+
+async function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`QStash did not answer within ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The schedules API is all this module needs of the client; tests pass the real Client aimed at the stand-in. */
 export type ScheduleClient = Pick<Client, "schedules">;
 
@@ -45,21 +64,24 @@ export async function upsertSheetRefreshSchedule(
   input: { destination: string; sheetId: string; schedule: Exclude<RefreshSchedule, "manual"> },
 ): Promise<string> {
   const scheduleId = sheetRefreshScheduleId(input.sheetId);
-  await client.schedules.create({
-    destination: input.destination,
-    scheduleId,
-    cron: refreshCron(input.sheetId, input.schedule),
-    body: JSON.stringify({ sheetId: input.sheetId }),
-    headers: { "Content-Type": "application/json" },
-    retries: 3,
-  });
+  await withDeadline(
+    client.schedules.create({
+      destination: input.destination,
+      scheduleId,
+      cron: refreshCron(input.sheetId, input.schedule),
+      body: JSON.stringify({ sheetId: input.sheetId }),
+      headers: { "Content-Type": "application/json" },
+      retries: 3,
+    }),
+    SCHEDULE_DEADLINE_MS,
+  );
   return scheduleId;
 }
 
 /** Removes the sheet's schedule; one that is already gone is not an error (the removal is retried by callers). */
 export async function deleteSheetRefreshSchedule(client: ScheduleClient, sheetId: string): Promise<void> {
   try {
-    await client.schedules.delete(sheetRefreshScheduleId(sheetId));
+    await withDeadline(client.schedules.delete(sheetRefreshScheduleId(sheetId)), SCHEDULE_DEADLINE_MS);
   } catch (error) {
     if ((error as { status?: number }).status === 404) return;
     throw error;
