@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clearHotCaches } from "~/api/hot-cache.server";
 import { parseCsv } from "~/models/csv-import.server";
 import { ownerVersionKey } from "~/models/owner-version.server";
-import { parseSheetBytes, parseSheetStream, replaceSheetData } from "~/models/sheet-data.server";
+import {
+  formatOfFile,
+  parseSheetBytes,
+  parseSheetStream,
+  replaceSheetData,
+  worksheetOption,
+} from "~/models/sheet-data.server";
 import { getSheetForQuery, querySheetRows } from "~/models/sheets.server";
 import { loader as sheetLoader } from "~/routes/api.v1.sheets.$sheetId";
 import { getDb } from "~/utils/db.server";
@@ -210,6 +216,21 @@ describe("parsing from any source", () => {
     }
     await expect(parseSheetStream(endless(), "csv")).rejects.toMatchObject({ status: 413 });
     expect(produced).toBe(11);
+  });
+
+  it("tells the format by the extension, else by the content, and refuses the old .xls", () => {
+    const zip = new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0]);
+    const ole = new Uint8Array([0xd0, 0xcf, 0x11, 0xe0, 0]);
+    expect(formatOfFile("Book.XLSX", utf8("a"))).toBe("xlsx");
+    expect(formatOfFile("data.csv", zip)).toBe("csv");
+    expect(formatOfFile("export.txt", utf8("a"))).toBe("csv");
+    expect(formatOfFile("download", zip)).toBe("xlsx");
+    expect(formatOfFile(undefined, utf8("a,b"))).toBe("csv");
+    expect(() => formatOfFile("old.xls", utf8("a"))).toThrow(/\.xls/);
+    expect(() => formatOfFile("download", ole)).toThrow(expect.objectContaining({ status: 415 }));
+    expect(worksheetOption("  Data ")).toEqual({ worksheet: "Data" });
+    expect(worksheetOption("  ")).toEqual({});
+    expect(worksheetOption(null)).toEqual({});
   });
 
   it("refuses a worksheet name for a CSV", async () => {

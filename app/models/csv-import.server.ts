@@ -227,10 +227,7 @@ export async function createSheet(
   return { sheetId, rows: parsed.rows.length, columns: parsed.columns };
 }
 
-/**
- * Parses a CSV file and creates the sheet from it (see `createSheet`). Async so that a refused file is a rejected
- * promise, like every other failure of the import, rather than a throw before the caller holds a promise.
- */
+/** Parses a CSV file and creates the sheet from it (see `createSheet`); a refused file rejects, never throws. */
 export async function importSheet(
   db: Db,
   input: { userId: string; name: string; bytes: Uint8Array },
