@@ -6,7 +6,7 @@ import { quickBackoff, startQstash } from "../dev/qstash";
 import { startRedisRest } from "../dev/redis-rest";
 import { freePort } from "../dev/ports";
 import { createScratchDatabase } from "../scripts/lib/scratch-db";
-import { ALLOW_INSECURE_LOCAL } from "../app/utils/env.server";
+import { ALLOW_INSECURE_LOCAL, SHEET_FETCH_ALLOW_LOOPBACK } from "../app/utils/env.server";
 import { TEST_PG_ADMIN_URL, TEST_REDIS_URL } from "../tests/setup/test-env";
 
 // Redis logical database reserved for the browser tests (Vitest files claim 1–9, benches use 10–13, `npm run dev` 0).
@@ -68,6 +68,8 @@ export default async function globalSetup() {
     APP_URL: appUrl,
     SESSION_SECRET: randomBytes(32).toString("base64url"),
     [ALLOW_INSECURE_LOCAL]: "1",
+    // URL sheets' sources are served by the specs on loopback; production allows this only under the escape hatch above.
+    [SHEET_FETCH_ALLOW_LOOPBACK]: "1",
     // As in the Vitest suite: these machines are shared, and a Redis round trip can outlast the production
     // deadline there (a sign-up then answers 503); no browser test is about that deadline.
     REDIS_TIMEOUT_MS: "5000",

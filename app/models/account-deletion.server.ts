@@ -8,6 +8,7 @@ import { queueDeletedKeyEntries } from "./api-keys.server";
 import { queueOwnerVersionBump } from "./owner-version.server";
 import { deleteOutcomeData } from "./request-outcomes.server";
 import { passwordReentryKey } from "./password-reentry.server";
+import { removeSheetSchedules } from "./sheet-sources.server";
 import { deleteSheet } from "./sheets.server";
 import { cancelQueuedDeliveries } from "./webhook-publish.server";
 
@@ -31,8 +32,11 @@ import { cancelQueuedDeliveries } from "./webhook-publish.server";
 export interface AccountDeletionDeps {
   db: Db;
   redis: Redis;
-  /** Cancels the account's messages still waiting in QStash; without it (tests of the stores alone) they run out. */
-  qstash?: Pick<Client, "messages">;
+  /**
+   * Cancels the account's messages still waiting in QStash and deletes its sheets' refresh schedules; without it
+   * (tests of the stores alone) messages run out and a schedule deletes itself the next time it fires.
+   */
+  qstash?: Pick<Client, "messages" | "schedules">;
 }
 
 export interface AccountDeletion {
@@ -68,9 +72,11 @@ interface AccountInventory {
 // such data adds its cleanup here, and its Redis key names to `accountRedisKeys` below.
 // ─────────────────────────────────────────────────────────────────────────────────────────────────────────────────
 async function runFeatureCleanups(deps: AccountDeletionDeps, account: AccountInventory): Promise<void> {
-  // Sheets go one at a time through deleteSheet(), the same function the /sheets page uses, so whatever a sheet
-  // owns outside its rows (a URL source's QStash refresh schedule, for one) is removed the way a sheet deleted by
-  // hand removes it: add it there, and account deletion does it too.
+  // Sheets go one at a time through deleteSheet(), which drops their rows and the API's cached pages in every
+  // process; what a sheet owns outside Postgres and Redis (a URL source's schedule) is removed just before.
+  // URL sheets' QStash refresh schedules go first, while Postgres still says which they are; one QStash cannot
+  // remove stops the deletion here (ScheduleUnavailableError), and running it again finishes.
+  if (deps.qstash) await removeSheetSchedules({ db: deps.db, qstash: deps.qstash }, account.userId);
   for (const sheet of account.sheets) await deleteSheet(deps.redis, deps.db, account.userId, sheet.id);
   // Usage alerts QStash still holds (queued, or between retries) are cancelled, so the receiver hears no more.
   if (deps.qstash) await cancelQueuedDeliveries({ db: deps.db, qstash: deps.qstash }, account.userId);

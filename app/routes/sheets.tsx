@@ -10,9 +10,18 @@ import { GeneralErrorBoundary } from "~/components/error-boundary";
 import { HorizontalScroll } from "~/components/horizontal-scroll";
 import { ReplaceDataForm, SHEET_FILE_ACCEPT, WorksheetField } from "~/components/sheets/replace-data-form";
 import { SheetExamples } from "~/components/sheets/sheet-examples";
+import { SheetSourceStatus } from "~/components/sheets/sheet-source-status";
+import { UrlSourceForm } from "~/components/sheets/url-source-form";
 import { createSheet, MAX_CSV_BYTES, SheetImportError, sheetNameFrom } from "~/models/csv-import.server";
 import { parseSheetFile, replaceSheetData, worksheetOption } from "~/models/sheet-data.server";
-import { deleteSheet, firstRowOfEachSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
+import { appSheetSourceDeps, deleteSheetWithSource, listSheetSources } from "~/models/sheet-sources.server";
+import { firstRowOfEachSheet, listSheets, previewSheetRows } from "~/models/sheets.server";
+import {
+  handleUrlSourceIntent,
+  isUrlSourceIntent,
+  summarizeSource,
+  type UrlSourceActionData,
+} from "~/sheets/url-source-actions.server";
 import { getBulkDb, getDb } from "~/utils/db.server";
 import { isDatabaseUnavailable, withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { SHEET_API_PATH } from "~/utils/endpoints";
@@ -35,7 +44,7 @@ export function loader({ request }: LoaderFunctionArgs) {
     const user = await requireUser(request);
     const url = new URL(request.url);
     const db = getDb();
-    const sheets = await listSheets(db, user.id);
+    const [sheets, sources] = await Promise.all([listSheets(db, user.id), listSheetSources(db, user.id)]);
     const previewed = sheets.find((sheet) => sheet.id === url.searchParams.get("preview"));
     // Each sheet's examples show its first row as the sample response.
     const firstRows = await firstRowOfEachSheet(db, sheets);
@@ -47,6 +56,7 @@ export function loader({ request }: LoaderFunctionArgs) {
         firstRow: firstRows.get(sheet.id) ?? null,
         dataUpdatedAt: formatDateTime(sheet.dataUpdatedAt),
       })),
+      sources: Object.fromEntries([...sources].map(([sheetId, source]) => [sheetId, summarizeSource(source)])),
       preview: previewed ? { sheetId: previewed.id, rows: await previewSheetRows(db, previewed, PREVIEW_ROWS) } : null,
       justImported: previewed !== undefined && url.searchParams.has("imported"),
       justReplaced: previewed !== undefined && url.searchParams.has("replaced"),
@@ -55,7 +65,7 @@ export function loader({ request }: LoaderFunctionArgs) {
 }
 
 /** A refusal; `sheetId` when it belongs to that sheet's "Replace data" form rather than the upload form. */
-type ActionData = { error: string; sheetId?: string };
+type ActionData = { error: string; sheetId?: string } | UrlSourceActionData;
 
 export function action({ request }: ActionFunctionArgs) {
   return withDatabaseOutagePage(async () => {
@@ -63,16 +73,20 @@ export function action({ request }: ActionFunctionArgs) {
     const isUpload = request.headers.get("Content-Type")?.startsWith("multipart/form-data") ?? false;
     if (!isUpload) {
       const form = await readPageForm(request);
-      if (form.get("intent") !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
+      const intent = form.get("intent");
+      if (isUrlSourceIntent(intent)) return handleUrlSourceIntent(intent, form, user.id);
+      if (intent !== "delete") return data<ActionData>({ error: "Unknown action." }, { status: 400 });
       // The API serves sheets from memory behind a version in Redis; deleting bumps it first, so with Redis
-      // unreachable nothing is deleted and the customer is told so rather than the sheet staying served.
-      const deleted = await deleteSheet(getRedis(), getDb(), user.id, String(form.get("sheetId") ?? "")).catch(
-        (error: unknown) => {
-          if (isDatabaseUnavailable(error)) throw error;
-          console.error("sheets: deleting failed:", error);
-          return undefined;
-        },
-      );
+      // unreachable nothing is deleted and the customer is told so rather than the sheet staying served. A URL
+      // sheet's QStash schedule goes first too, for the same reason.
+      const deleted = await deleteSheetWithSource(
+        { db: getDb(), redis: getRedis(), qstash: appSheetSourceDeps().qstash },
+        { userId: user.id, sheetId: String(form.get("sheetId") ?? "") },
+      ).catch((error: unknown) => {
+        if (isDatabaseUnavailable(error)) throw error;
+        console.error("sheets: deleting failed:", error);
+        return undefined;
+      });
       if (deleted === undefined) {
         const error = "We can't delete sheets right now, and this sheet is still served; try again in a minute.";
         return data<ActionData>({ error }, { status: 503, headers: { "Retry-After": "60" } });
@@ -116,8 +130,12 @@ export function action({ request }: ActionFunctionArgs) {
 const tooLarge = "The file is larger than 10 MB. Split it into smaller files and upload them one by one.";
 
 export default function SheetsPage() {
-  const { sheets, apiBase, preview, justImported, justReplaced } = useLoaderData<typeof loader>();
+  const { sheets, sources, apiBase, preview, justImported, justReplaced } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
+  // Each form shows only its own refusal: the upload's, a sheet's "Replace data", a URL's, or a URL sheet's.
+  const fileError = actionData && "error" in actionData ? actionData : undefined;
+  const urlError = actionData && "urlError" in actionData ? actionData.urlError : undefined;
+  const sheetError = actionData && "sheetError" in actionData ? actionData.sheetError : undefined;
   const navigation = useNavigation();
   const uploading = navigation.state === "submitting" && navigation.formEncType === "multipart/form-data";
 
@@ -172,12 +190,14 @@ export default function SheetsPage() {
             />
           </div>
           <WorksheetField id="upload-worksheet" />
-          <FormError message={actionData?.sheetId === undefined ? actionData?.error : undefined} />
+          <FormError message={fileError?.sheetId === undefined ? fileError?.error : undefined} />
           <button type="submit" className={`${primaryButton} w-full sm:w-auto`} disabled={uploading}>
             {uploading ? "Uploading…" : "Upload"}
           </button>
         </Form>
       </section>
+
+      <UrlSourceForm error={urlError} resetKey={justImported ? preview?.sheetId : "url"} />
 
       <section aria-labelledby="sheets-heading">
         <h2 id="sheets-heading" className="text-lg font-semibold">
@@ -194,7 +214,11 @@ export default function SheetsPage() {
         ) : (
           <ul className="mt-3 space-y-3">
             {sheets.map((sheet) => (
-              <li key={sheet.id} className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm">
+              <li
+                key={sheet.id}
+                id={`sheet-${sheet.id}`}
+                className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm"
+              >
                 <div className="flex flex-wrap items-baseline justify-between gap-2">
                   <h3 className="min-w-0 break-words text-base font-semibold">{sheet.name}</h3>
                   <p className="text-sm text-slate-600">
@@ -206,6 +230,13 @@ export default function SheetsPage() {
                   Data last changed {sheet.dataUpdatedAt} · version {sheet.version}
                 </p>
                 <EndpointUrl url={`${apiBase}${sheet.id}`} />
+                {sources[sheet.id] ? (
+                  <SheetSourceStatus
+                    sheetId={sheet.id}
+                    source={sources[sheet.id]}
+                    error={sheetError?.sheetId === sheet.id ? sheetError.message : undefined}
+                  />
+                ) : null}
                 <SheetExamples
                   sheetName={sheet.name}
                   endpoint={`${apiBase}${sheet.id}`}
@@ -226,7 +257,7 @@ export default function SheetsPage() {
                   <ReplaceDataForm
                     sheetId={sheet.id}
                     name={sheet.name}
-                    error={actionData?.sheetId === sheet.id ? actionData.error : undefined}
+                    error={fileError?.sheetId === sheet.id ? fileError.error : undefined}
                   />
                   <DeleteSheet sheetId={sheet.id} name={sheet.name} rowCount={sheet.rowCount} />
                 </div>

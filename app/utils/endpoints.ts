@@ -4,6 +4,9 @@
  */
 export const SYNC_ROUTE_PATH = "/api/cron/update-usage";
 
+/** Where each URL-sourced sheet's QStash schedule sends its refresh (body `{"sheetId": …}`). */
+export const REFRESH_SHEET_ROUTE_PATH = "/api/cron/refresh-sheet";
+
 /** Where QStash reports what became of each webhook delivery (Upstash-Callback and Upstash-Failure-Callback). */
 export const WEBHOOK_STATUS_ROUTE_PATH = "/api/webhooks/delivery-status";
 

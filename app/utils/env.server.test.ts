@@ -121,6 +121,27 @@ describe("production configuration", () => {
     expect(problemsOf({ ...loopback, DATABASE_URL: "postgresql://u@db.internal:5432/x" })).toMatch(/QSTASH_URL/);
   });
 
+  it("refuses to fetch sheet sources from loopback in production, except in an all-loopback test run", () => {
+    expect(parseEnv(production).SHEET_FETCH_ALLOW_LOOPBACK).toBe("0");
+    expect(problemsOf({ ...production, SHEET_FETCH_ALLOW_LOOPBACK: "1" })).toMatch(
+      /SHEET_FETCH_ALLOW_LOOPBACK: must not be 1 in production/,
+    );
+    const loopback = {
+      ...production,
+      SHEETMETER_ALLOW_INSECURE_LOCAL: "1",
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/sm_e2e",
+      APP_URL: "http://127.0.0.1:4123",
+      UPSTASH_REDIS_REST_URL: "http://127.0.0.1:4124",
+      QSTASH_URL: "http://127.0.0.1:4125",
+      SHEET_FETCH_ALLOW_LOOPBACK: "1",
+    };
+    expect(parseEnv(loopback).SHEET_FETCH_ALLOW_LOOPBACK).toBe("1");
+    expect(problemsOf({ ...loopback, APP_URL: "https://sheetmeter.example.com" })).toMatch(
+      /SHEET_FETCH_ALLOW_LOOPBACK: must not be 1/,
+    );
+    expect(parseEnv({ ...valid, SHEET_FETCH_ALLOW_LOOPBACK: "1" }).SHEET_FETCH_ALLOW_LOOPBACK).toBe("1");
+  });
+
   it("keeps the local defaults working outside production", () => {
     expect(parseEnv({ ...examples(), DATABASE_URL: valid.DATABASE_URL }).APP_URL).toBe("http://localhost:3000");
   });

@@ -36,6 +36,8 @@ const PRODUCTION_HTTPS = ["APP_URL", "UPSTASH_REDIS_REST_URL", "QSTASH_URL"] as 
  * app is given points at this machine, so it cannot weaken a deployment that anything outside could reach.
  */
 export const ALLOW_INSECURE_LOCAL = "SHEETMETER_ALLOW_INSECURE_LOCAL";
+/** Lets sheet sources be fetched from this machine; see the schema below and productionProblems. */
+export const SHEET_FETCH_ALLOW_LOOPBACK = "SHEET_FETCH_ALLOW_LOOPBACK";
 const LOOPBACK_CHECKED = ["DATABASE_URL", ...PRODUCTION_HTTPS] as const;
 
 /** How long a request path waits on Postgres, to connect and per statement, unless configured otherwise. */
@@ -66,6 +68,13 @@ const schema = z
     TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
     // Kept so code past start-up can ask `allowsInsecureLocal(env)`; its rule is applied in productionProblems.
     SHEETMETER_ALLOW_INSECURE_LOCAL: z.string().optional(),
+    // Sheets fetched from a URL (models/sheet-fetch.server.ts): "1" lets them come from this machine (loopback, and
+    // plain http to it), for tests and `npm run dev`. Production refuses it (productionProblems).
+    SHEET_FETCH_ALLOW_LOOPBACK: z.enum(["0", "1"]).default("0"),
+    // From the first connection to the last byte of a source, redirects included.
+    SHEET_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1000).max(120_000).default(30_000),
+    // The longest a source may keep us waiting for a connection, its headers, or the next piece of its body.
+    SHEET_FETCH_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   })
   .superRefine((env, ctx) => {
     // Also caught below when .env.example is at hand; a deployment may ship without it, this prefix travels anyway.
@@ -150,6 +159,14 @@ function productionProblems(
       raw[ALLOW_INSECURE_LOCAL] === "1"
         ? `must be an https:// URL (${ALLOW_INSECURE_LOCAL}=1 only applies when every URL is loopback)`
         : "must be an https:// URL in production",
+    );
+  }
+  // A deployment that fetched customers' URLs from loopback would hand them its own admin ports. Only a run whose
+  // every URL is loopback anyway (the browser tests, under the escape hatch above) may turn it on.
+  if (raw[SHEET_FETCH_ALLOW_LOOPBACK] === "1" && !insecureAllowed) {
+    problems.set(
+      SHEET_FETCH_ALLOW_LOOPBACK,
+      `must not be 1 in production (it lets sheet sources reach this machine); ${ALLOW_INSECURE_LOCAL}=1 with every URL loopback is the only exception`,
     );
   }
   return problems;
