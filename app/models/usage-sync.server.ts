@@ -48,6 +48,49 @@ export interface SyncOptions extends ClaimRequest {
   batchSize?: number;
   /** Statements in flight at once, each on its own pooled connection. */
   writers?: number;
+  /** Filled in with where the chunk's time went (the bench prints it); see SyncPhaseTimings. */
+  timings?: SyncPhaseTimings;
+}
+
+/**
+ * Where a chunk's time goes, in milliseconds, summed over its pages and batches. Reads and writes overlap, so the
+ * phases add up to more than the wall time; the two `wait…` figures say which side the sync was waiting for.
+ */
+export interface SyncPhaseTimings {
+  /** SCAN requests (wall time, read ahead while the previous page is written). */
+  redisScanMs: number;
+  /** The counters' and per-key hashes' reads (wall time, read ahead as well). */
+  redisReadMs: number;
+  /** Turning a page's replies into rows (CPU of this process). */
+  buildMs: number;
+  /** Sorting a batch and encoding its columns (CPU of this process). */
+  prepareMs: number;
+  /** Batch statements, from sending to their reply (wall time; up to `writers` overlap). */
+  writeMs: number;
+  /** Recording committed pages in SyncRun (wall time, one statement per page). */
+  progressMs: number;
+  /** The main loop waiting for a page from Redis. */
+  waitRedisMs: number;
+  /** The main loop waiting for a statement to finish before it may send another. */
+  waitPostgresMs: number;
+  /** Pages read and statements sent. */
+  pages: number;
+  statements: number;
+}
+
+export function emptySyncTimings(): SyncPhaseTimings {
+  return {
+    redisScanMs: 0,
+    redisReadMs: 0,
+    buildMs: 0,
+    prepareMs: 0,
+    writeMs: 0,
+    progressMs: 0,
+    waitRedisMs: 0,
+    waitPostgresMs: 0,
+    pages: 0,
+    statements: 0,
+  };
 }
 
 export interface SyncResult {
@@ -151,8 +194,17 @@ for i = 1, n do hashes[i] = redis.call('HGETALL', KEYS[n + i]) end
 return {redis.call('MGET', unpack(KEYS, 1, n)), hashes}
 `;
 
-async function readPage(redis: Redis, cursor: string, count: number, wanted: (key: string) => boolean): Promise<Page> {
+async function readPage(
+  redis: Redis,
+  cursor: string,
+  count: number,
+  wanted: (key: string) => boolean,
+  timings: SyncPhaseTimings,
+): Promise<Page> {
+  let t = performance.now();
   const [next, scanned] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+  timings.redisScanMs += performance.now() - t;
+  timings.pages += 1;
   const keys = scanned.filter(wanted);
   if (keys.length === 0) return { next: String(next), keys, values: [], keyCounts: [] };
   // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
@@ -167,7 +219,9 @@ async function readPage(redis: Redis, cursor: string, count: number, wanted: (ke
     });
     pipeline.eval(READ_COUNTERS_SCRIPT, [...chunk, ...hashKeys], []);
   }
+  t = performance.now();
   const replies = await pipeline.exec<[unknown[], unknown[]][]>();
+  timings.redisReadMs += performance.now() - t;
   const values: unknown[] = [];
   const keyCounts: unknown[] = [];
   for (const [chunkValues, chunkHashes] of replies) {
@@ -200,10 +254,11 @@ async function syncChunk(
   deps: { redis: Redis; db: Db },
   run: { hour: Date },
   startCursor: string,
-  settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number },
+  settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number; timings: SyncPhaseTimings },
   pageCommitted: (page: PageProgress) => Promise<void>,
 ): Promise<ChunkOutcome> {
   const { redis, db } = deps;
+  const { timings } = settings;
   const started = performance.now();
   const budgetSpent = () => performance.now() - started >= settings.budgetMs;
   const runPeriod = periodOf(run.hour);
@@ -243,7 +298,9 @@ async function syncChunk(
       if (batch.closesPage) {
         const page = { cursor: batch.endCursor, ...sincePage };
         Object.assign(sincePage, { users: 0, batches: 0, skipped: 0 });
+        const t = performance.now();
         await pageCommitted(page);
+        timings.progressMs += performance.now() - t;
         outcome.cursor = page.cursor;
         outcome.users += page.users;
         outcome.skipped += page.skipped;
@@ -255,10 +312,18 @@ async function syncChunk(
   };
   // Waits for the oldest statement first when the queue is full, so memory stays bounded and writes keep order.
   const send = async (unsorted: SnapshotBatch) => {
-    if (inFlight.length >= settings.writers) await settleOldest();
+    if (inFlight.length >= settings.writers) {
+      const t = performance.now();
+      await settleOldest();
+      timings.waitPostgresMs += performance.now() - t;
+    }
     if (failure) return;
+    let t = performance.now();
     const batch = unsorted.inKeyOrder();
-    const write = upsertSnapshotBatch(db, batch);
+    timings.prepareMs += performance.now() - t;
+    t = performance.now();
+    timings.statements += 1;
+    const write = upsertSnapshotBatch(db, batch).finally(() => (timings.writeMs += performance.now() - t));
     // Observed here so a rejection is never "unhandled" while an earlier batch is still being awaited.
     write.catch(() => {});
     inFlight.push({ batch, write });
@@ -267,12 +332,14 @@ async function syncChunk(
   let batch = new SnapshotBatch();
   batch.endCursor = startCursor;
   let pageStart = startCursor;
-  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount, wanted);
+  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount, wanted, timings);
   try {
     while (nextPage && !failure) {
+      let t = performance.now();
       const page: Page = await nextPage;
+      timings.waitRedisMs += performance.now() - t;
       // Read ahead: the next page's SCAN and MGET travel while this page's rows are written.
-      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted);
+      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted, timings);
       nextPage?.catch(() => {});
 
       if (batch.size > 0 && batch.size + page.keys.length > settings.batchSize) {
@@ -281,6 +348,7 @@ async function syncChunk(
         batch = new SnapshotBatch();
         batch.endCursor = pageStart;
       }
+      t = performance.now();
       for (let i = 0; i < page.keys.length && !failure; i++) {
         const parsed = parseQuotaKey(page.keys[i]);
         const count = toCount(page.values[i]);
@@ -302,10 +370,13 @@ async function syncChunk(
           const rest = new SnapshotBatch();
           rest.endCursor = batch.endCursor;
           batch.closesPage = false;
+          timings.buildMs += performance.now() - t;
           await send(batch);
+          t = performance.now();
           batch = rest;
         }
       }
+      timings.buildMs += performance.now() - t;
       batch.endCursor = page.next;
       batch.closesPage = true;
       pageStart = page.next;
@@ -372,6 +443,7 @@ export async function syncUsageSnapshots(
       scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
       writers: options.writers ?? DEFAULT_WRITERS,
+      timings: options.timings ?? emptySyncTimings(),
     },
     (page) => recordPageProgress(db, lease, page),
   );
