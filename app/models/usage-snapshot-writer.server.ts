@@ -70,9 +70,28 @@ export class SnapshotBatch {
    * each other. SCAN may also return a key twice while Redis rehashes, and the same (user, hour) twice in one
    * statement would abort it ("ON CONFLICT DO UPDATE command cannot affect row a second time"); sorted, the
    * duplicates are neighbours.
+   *
+   * The user ids are sorted by the engine's own string order (`sort()` without a comparator), then each row found
+   * again by its id: a comparator function called ~11 times a row cost 1.8 s of CPU per million rows here, the
+   * native sort 0.4 s. A batch where one user has two rows (a finished month's counter beside the current one, or a
+   * repeated key) takes the comparator, which also orders by hour.
    */
   inKeyOrder(): SnapshotBatch {
+    const sorted = new SnapshotBatch();
+    sorted.skipped = this.skipped;
+    sorted.endCursor = this.endCursor;
+    sorted.closesPage = this.closesPage;
+    sorted.keys = keyRowsInOrder(this.keys);
     const { userIds, hours } = this;
+    const rowOf = new Map<string, number>();
+    for (let i = 0; i < userIds.length; i++) rowOf.set(userIds[i], i);
+    if (rowOf.size === userIds.length) {
+      for (const userId of userIds.slice().sort()) {
+        const i = rowOf.get(userId)!;
+        sorted.add(userId, this.periods[i], hours[i], this.used[i]);
+      }
+      return sorted;
+    }
     const order = userIds.map((_, i) => i);
     order.sort((a, b) =>
       userIds[a] !== userIds[b]
@@ -85,10 +104,6 @@ export class SnapshotBatch {
             ? 1
             : 0,
     );
-    const sorted = new SnapshotBatch();
-    sorted.skipped = this.skipped;
-    sorted.endCursor = this.endCursor;
-    sorted.closesPage = this.closesPage;
     for (const i of order) {
       const last = sorted.size - 1;
       if (last >= 0 && sorted.userIds[last] === userIds[i] && sorted.hours[last] === hours[i]) {
@@ -97,7 +112,6 @@ export class SnapshotBatch {
       }
       sorted.add(userIds[i], this.periods[i], hours[i], this.used[i]);
     }
-    sorted.keys = keyRowsInOrder(this.keys);
     return sorted;
   }
 }
@@ -105,6 +119,7 @@ export class SnapshotBatch {
 /** Per-key rows in (key, hour) order, each once with its greatest count: the same reasons as the users' rows. */
 function keyRowsInOrder(rows: KeyRows): KeyRows {
   const { keyIds, hours } = rows;
+  if (keyIds.length === 0) return rows;
   const order = keyIds.map((_, i) => i);
   order.sort((a, b) =>
     keyIds[a] !== keyIds[b] ? (keyIds[a] < keyIds[b] ? -1 : 1) : hours[a] < hours[b] ? -1 : hours[a] > hours[b] ? 1 : 0,

@@ -148,9 +148,11 @@ interface ChunkOutcome {
 
 interface Page {
   keys: string[];
+  /** Each key's user and month, or null where the key does not parse (it is skipped). */
+  parsed: ({ userId: string; period: string } | null)[];
   values: unknown[];
-  /** Each counter's per-key counts (the quota script's `keyusage:` hash of the same user and month), or null. */
-  keyCounts: unknown[];
+  /** The per-key counts (the quota script's `keyusage:` hash of the same user and month) of the counters that have any, by index in `keys`. */
+  keyCounts: Map<number, unknown>;
   next: string;
 }
 
@@ -172,28 +174,37 @@ function toCount(value: unknown): number | null {
   return Number.isSafeInteger(count) && count >= 0 && count <= MAX_INT4 ? count : null;
 }
 
-/**
- * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
- * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
- */
 // Counters read per script run: each run blocks Redis for the time it takes (about a millisecond per thousand keys
 // here), so a page is read in several runs that other clients' commands can interleave with.
 const READ_CHUNK = 1000;
 
 /**
  * KEYS[1..n] counters, KEYS[n+1..2n] the per-key hashes of the same users and months. Returns { values, hashes }:
- * each counter (nil if gone) and its hash as a flat field/value list (empty if none). A script rather than one
- * pipelined HGETALL per counter: a page of 10 000 counters was then 10 000 commands for the REST layer to parse, run
- * and encode one by one (bench:sync at 100 000 users: 26 k users/s against 45 k). The counters are one MGET, not a
- * GET each: a `redis.call` per counter as well cost twice as much again (13 k against 28 k users/s, same series).
+ * each counter (nil if gone), and for the counters whose hash is not empty, their index (1-based) followed by the
+ * hash as a flat field/value list. A script rather than one pipelined HGETALL per counter: a page of 10 000
+ * counters was then 10 000 commands for the REST layer to parse, run and encode one by one (bench:sync at 100 000
+ * users: 26 k users/s against 45 k). The counters are one MGET, not a GET each: a `redis.call` per counter as well
+ * cost twice as much again (13 k against 28 k users/s, same series). Only non-empty hashes come back: most users
+ * call without a key or not at all in an hour, and an empty list per counter was as many objects to encode, send,
+ * parse and collect as the counters themselves.
  */
 const READ_COUNTERS_SCRIPT = `
 local n = #KEYS / 2
 local hashes = {}
-for i = 1, n do hashes[i] = redis.call('HGETALL', KEYS[n + i]) end
+for i = 1, n do
+  local hash = redis.call('HGETALL', KEYS[n + i])
+  if #hash > 0 then
+    hashes[#hashes + 1] = i
+    hashes[#hashes + 1] = hash
+  end
+end
 return {redis.call('MGET', unpack(KEYS, 1, n)), hashes}
 `;
 
+/**
+ * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
+ * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
+ */
 async function readPage(
   redis: Redis,
   cursor: string,
@@ -206,29 +217,33 @@ async function readPage(
   timings.redisScanMs += performance.now() - t;
   timings.pages += 1;
   const keys = scanned.filter(wanted);
-  if (keys.length === 0) return { next: String(next), keys, values: [], keyCounts: [] };
+  const parsed = keys.map(parseQuotaKey);
+  const keyCounts = new Map<number, unknown>();
+  if (keys.length === 0) return { next: String(next), keys, parsed, values: [], keyCounts };
   // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
   // not under "quota:", so the SCAN never lists them), and a page costs the same two round trips as before. A key
   // that does not parse (it will be skipped) is paired with a name no hash has.
   const pipeline = redis.pipeline();
   for (let start = 0; start < keys.length; start += READ_CHUNK) {
-    const chunk = keys.slice(start, start + READ_CHUNK);
-    const hashKeys = chunk.map((key) => {
-      const parsed = parseQuotaKey(key);
-      return parsed ? keyUsageKey(parsed.userId, parsed.period) : `keyusage:unparsed:${key}`;
-    });
-    pipeline.eval(READ_COUNTERS_SCRIPT, [...chunk, ...hashKeys], []);
+    const end = Math.min(start + READ_CHUNK, keys.length);
+    const names = keys.slice(start, end);
+    for (let i = start; i < end; i++) {
+      const key = parsed[i];
+      names.push(key ? keyUsageKey(key.userId, key.period) : `keyusage:unparsed:${keys[i]}`);
+    }
+    pipeline.eval(READ_COUNTERS_SCRIPT, names, []);
   }
   t = performance.now();
   const replies = await pipeline.exec<[unknown[], unknown[]][]>();
   timings.redisReadMs += performance.now() - t;
   const values: unknown[] = [];
-  const keyCounts: unknown[] = [];
   for (const [chunkValues, chunkHashes] of replies) {
+    const offset = values.length;
     for (const value of chunkValues) values.push(value);
-    for (const hash of chunkHashes) keyCounts.push(hash);
+    for (let j = 0; j + 1 < chunkHashes.length; j += 2)
+      keyCounts.set(offset + Number(chunkHashes[j]) - 1, chunkHashes[j + 1]);
   }
-  return { next: String(next), keys, values, keyCounts };
+  return { next: String(next), keys, parsed, values, keyCounts };
 }
 
 /** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
@@ -278,6 +293,17 @@ async function syncChunk(
     if (finalThrough === null) return true;
     const period = key.slice(-7);
     return !isPeriod(period) || period > finalThrough || period >= runPeriod;
+  };
+
+  // Each month's snapshot hour, worked out once: a page holds a handful of months at most.
+  const hours = new Map<string, string | null>();
+  const hourOf = (period: string) => {
+    let hour = hours.get(period);
+    if (hour === undefined) {
+      hour = isPeriod(period) ? snapshotHourFor(period, runPeriod, runHourText) : null;
+      if (hours.size < 100) hours.set(period, hour);
+    }
+    return hour;
   };
 
   // Totals of committed batches since the last page boundary: they only count once the page's last batch commits,
@@ -339,7 +365,8 @@ async function syncChunk(
       const page: Page = await nextPage;
       timings.waitRedisMs += performance.now() - t;
       // Read ahead: the next page's SCAN and MGET travel while this page's rows are written.
-      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted, timings);
+      nextPage =
+        page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted, timings);
       nextPage?.catch(() => {});
 
       if (batch.size > 0 && batch.size + page.keys.length > settings.batchSize) {
@@ -350,19 +377,21 @@ async function syncChunk(
       }
       t = performance.now();
       for (let i = 0; i < page.keys.length && !failure; i++) {
-        const parsed = parseQuotaKey(page.keys[i]);
+        const parsed = page.parsed[i];
         const count = toCount(page.values[i]);
-        const hour = parsed && isPeriod(parsed.period) ? snapshotHourFor(parsed.period, runPeriod, runHourText) : null;
+        const hour = parsed ? hourOf(parsed.period) : null;
         if (!parsed || hour === null || count === null || !isWritableUserId(parsed.userId)) {
           // Expired between SCAN and MGET, not an integer, not a month we may write yet, or not a user id.
           batch.skipped += 1;
           continue;
         }
         batch.add(parsed.userId, parsed.period, hour, count);
-        for (const [keyId, value] of hashEntries(page.keyCounts[i])) {
-          const keyCount = toCount(value);
-          if (keyCount !== null) batch.addKey(keyId, parsed.userId, parsed.period, hour, keyCount);
-        }
+        const keyCounts = page.keyCounts.get(i);
+        if (keyCounts !== undefined)
+          for (const [keyId, value] of hashEntries(keyCounts)) {
+            const keyCount = toCount(value);
+            if (keyCount !== null) batch.addKey(keyId, parsed.userId, parsed.period, hour, keyCount);
+          }
         if (batch.size >= settings.batchSize && i < page.keys.length - 1) {
           // A page larger than a batch is written in parts. A part holds rows of this page only (the batch before
           // it was sent above), and neither moves the cursor nor counts until the page's last part commits: a
