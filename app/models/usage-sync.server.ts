@@ -3,7 +3,6 @@ import type { Db } from "~/utils/db.server";
 import {
   HOUR_MS,
   isPeriod,
-  keyUsageKey,
   parseQuotaKey,
   periodEnd,
   periodOf,
@@ -179,26 +178,29 @@ function toCount(value: unknown): number | null {
 const READ_CHUNK = 1000;
 
 /**
- * KEYS[1..n] counters, KEYS[n+1..2n] the per-key hashes of the same users and months. Returns { values, hashes }:
- * each counter (nil if gone), and for the counters whose hash is not empty, their index (1-based) followed by the
- * hash as a flat field/value list. A script rather than one pipelined HGETALL per counter: a page of 10 000
- * counters was then 10 000 commands for the REST layer to parse, run and encode one by one (bench:sync at 100 000
- * users: 26 k users/s against 45 k). The counters are one MGET, not a GET each: a `redis.call` per counter as well
- * cost twice as much again (13 k against 28 k users/s, same series). Only non-empty hashes come back: most users
- * call without a key or not at all in an hour, and an empty list per counter was as many objects to encode, send,
- * parse and collect as the counters themselves.
+ * KEYS are counters (`quota:{userId}:{period}`). Returns { values, hashes }: each counter (nil if gone), and for the
+ * counters whose per-key hash (`keyusage:{userId}:{period}`, the same name after its prefix) is not empty, their
+ * index (1-based) followed by the hash as a flat field/value list. The hashes' names are made here rather than
+ * sent: they doubled each request (20 000 names a page for the REST layer to parse and Redis to read), and they
+ * are a fixed function of the counters'. Upstash runs a script without the `allow-key-locking` flag under its
+ * global lock, so a script may read keys it was not given; a cluster would need them declared.
+ *
+ * A script rather than one pipelined HGETALL per counter: a page of 10 000 counters was then 10 000 commands for
+ * the REST layer to parse, run and encode one by one (bench:sync at 100 000 users: 26 k users/s against 45 k). The
+ * counters are one MGET, not a GET each: a `redis.call` per counter as well cost twice as much again (13 k against
+ * 28 k users/s, same series). Only non-empty hashes come back: most users call without a key or not at all in an
+ * hour, and an empty list per counter was as many objects to encode, send, parse and collect as the counters.
  */
 const READ_COUNTERS_SCRIPT = `
-local n = #KEYS / 2
 local hashes = {}
-for i = 1, n do
-  local hash = redis.call('HGETALL', KEYS[n + i])
+for i = 1, #KEYS do
+  local hash = redis.call('HGETALL', 'keyusage:' .. string.sub(KEYS[i], 7))
   if #hash > 0 then
     hashes[#hashes + 1] = i
     hashes[#hashes + 1] = hash
   end
 end
-return {redis.call('MGET', unpack(KEYS, 1, n)), hashes}
+return {redis.call('MGET', unpack(KEYS)), hashes}
 `;
 
 /**
@@ -221,17 +223,10 @@ async function readPage(
   const keyCounts = new Map<number, unknown>();
   if (keys.length === 0) return { next: String(next), keys, parsed, values: [], keyCounts };
   // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
-  // not under "quota:", so the SCAN never lists them), and a page costs the same two round trips as before. A key
-  // that does not parse (it will be skipped) is paired with a name no hash has.
+  // not under "quota:", so the SCAN never lists them), and a page costs two round trips, the SCAN and this one.
   const pipeline = redis.pipeline();
   for (let start = 0; start < keys.length; start += READ_CHUNK) {
-    const end = Math.min(start + READ_CHUNK, keys.length);
-    const names = keys.slice(start, end);
-    for (let i = start; i < end; i++) {
-      const key = parsed[i];
-      names.push(key ? keyUsageKey(key.userId, key.period) : `keyusage:unparsed:${keys[i]}`);
-    }
-    pipeline.eval(READ_COUNTERS_SCRIPT, names, []);
+    pipeline.eval(READ_COUNTERS_SCRIPT, keys.slice(start, start + READ_CHUNK), []);
   }
   t = performance.now();
   const replies = await pipeline.exec<[unknown[], unknown[]][]>();
