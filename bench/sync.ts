@@ -15,6 +15,7 @@ import { migrate } from "../scripts/lib/migrations";
 import {
   DEFAULT_BATCH_SIZE,
   DEFAULT_SCAN_COUNT,
+  DEFAULT_WINDOW_ROWS,
   DEFAULT_WRITERS,
   emptySyncTimings,
   syncUsageSnapshots,
@@ -35,6 +36,7 @@ const { values: flags } = parseArgs({
     sample: { type: "string", default: "2000" },
     "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
     "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
+    "window-rows": { type: "string", default: String(DEFAULT_WINDOW_ROWS) },
     writers: { type: "string", default: String(DEFAULT_WRITERS) },
     keep: { type: "boolean", default: false },
     // Puts back the design before docs/decisions/0008 in the scratch database (the foreign key UsageSnapshot →
@@ -283,6 +285,7 @@ async function main() {
         now,
         scanCount: Number(flags["scan-count"]),
         batchSize: Number(flags["batch-size"]),
+        windowRows: Number(flags["window-rows"]),
         writers: Number(flags.writers),
         timings,
       },
@@ -362,7 +365,7 @@ async function main() {
     };
     console.log(`users/s:          ${summary.usersPerSec} (${USERS} users in ${summary.seconds} s)`);
     console.log(
-      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, ${flags.writers} writers)`,
+      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, window ${flags["window-rows"]} rows, ${flags.writers} writers)`,
     );
     console.log(
       `baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users, synchronous_commit off as the sync)`,
