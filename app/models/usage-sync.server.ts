@@ -3,7 +3,7 @@ import type { Db } from "~/utils/db.server";
 import {
   HOUR_MS,
   isPeriod,
-  parseQuotaKey,
+  quotaKeyUserId,
   periodEnd,
   periodOf,
   previousPeriod,
@@ -158,7 +158,8 @@ interface ChunkOutcome {
 interface Page {
   keys: string[];
   /** Each key's user and month, or null where the key does not parse (it is skipped). */
-  parsed: ({ userId: string; period: string } | null)[];
+  /** Each key's user id, or null where the key does not parse or names no valid month (it is skipped). */
+  userIds: (string | null)[];
   values: unknown[];
   /** The per-key counts (the quota script's `keyusage:` hash of the same user and month) of the counters that have any, by index in `keys`. */
   keyCounts: Map<number, unknown>;
@@ -229,9 +230,9 @@ async function readPage(
   timings.redisScanMs += performance.now() - t;
   timings.pages += 1;
   const keys = scanned.filter(wanted);
-  const parsed = keys.map(parseQuotaKey);
+  const userIds = keys.map(quotaKeyUserId);
   const keyCounts = new Map<number, unknown>();
-  if (keys.length === 0) return { next: String(next), keys, parsed, values: [], keyCounts };
+  if (keys.length === 0) return { next: String(next), keys, userIds, values: [], keyCounts };
   // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
   // not under "quota:", so the SCAN never lists them), and a page costs two round trips, the SCAN and this one.
   const pipeline = redis.pipeline();
@@ -248,7 +249,7 @@ async function readPage(
     for (let j = 0; j + 1 < chunkHashes.length; j += 2)
       keyCounts.set(offset + Number(chunkHashes[j]) - 1, chunkHashes[j + 1]);
   }
-  return { next: String(next), keys, parsed, values, keyCounts };
+  return { next: String(next), keys, userIds, values, keyCounts };
 }
 
 /** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
@@ -400,20 +401,23 @@ async function syncChunk(
       // Per-page work on each counter goes here: the row of its user, and the rows of its keys. A further family
       // of counters read by the script would be turned into rows in this loop too.
       for (let i = 0; i < page.keys.length; i++) {
-        const parsed = page.parsed[i];
+        const key = page.keys[i];
+        const userId = page.userIds[i];
+        // The month is the name's last seven characters (quotaKeyUserId checked it).
+        const period = key.slice(-7);
         const count = toCount(page.values[i]);
-        const hour = parsed ? hourOf(parsed.period) : null;
-        if (!parsed || hour === null || count === null || !isWritableUserId(parsed.userId)) {
+        const hour = userId === null ? null : hourOf(period);
+        if (userId === null || hour === null || count === null || !isWritableUserId(userId)) {
           // Expired between SCAN and MGET, not an integer, not a month we may write yet, or not a user id.
           window.skipped += 1;
           continue;
         }
-        window.add(parsed.userId, parsed.period, hour, count, page.keys[i]);
+        window.add(userId, period, hour, count, key);
         const keyCounts = page.keyCounts.get(i);
         if (keyCounts !== undefined)
           for (const [keyId, value] of hashEntries(keyCounts)) {
             const keyCount = toCount(value);
-            if (keyCount !== null) window.addKey(keyId, parsed.userId, parsed.period, hour, keyCount);
+            if (keyCount !== null) window.addKey(keyId, userId, period, hour, keyCount);
           }
       }
       timings.buildMs += performance.now() - t;
