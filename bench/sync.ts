@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -13,7 +15,9 @@ import { migrate } from "../scripts/lib/migrations";
 import {
   DEFAULT_BATCH_SIZE,
   DEFAULT_SCAN_COUNT,
+  DEFAULT_WINDOW_ROWS,
   DEFAULT_WRITERS,
+  emptySyncTimings,
   syncUsageSnapshots,
 } from "~/models/usage-sync.server";
 import { createSyncRedis } from "~/utils/redis.server";
@@ -32,6 +36,7 @@ const { values: flags } = parseArgs({
     sample: { type: "string", default: "2000" },
     "scan-count": { type: "string", default: String(DEFAULT_SCAN_COUNT) },
     "batch-size": { type: "string", default: String(DEFAULT_BATCH_SIZE) },
+    "window-rows": { type: "string", default: String(DEFAULT_WINDOW_ROWS) },
     writers: { type: "string", default: String(DEFAULT_WRITERS) },
     keep: { type: "boolean", default: false },
     // Puts back the design before docs/decisions/0008 in the scratch database (the foreign key UsageSnapshot →
@@ -65,6 +70,41 @@ const SEED_COUNTERS = `
   return 0`;
 
 const log = (line: string) => console.error(line);
+
+/** CPU time (user + system) a process has used, in ms, from /proc (Linux); 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * The CPU the other processes of the sync use while it runs: Redis, the REST stand-in, and this database's
+ * Postgres backends (the writers; Postgres's shared WAL writer and checkpointer are not counted). With the sync
+ * process's own CPU this says which part the machine's two cores spend the run on.
+ */
+async function otherCpu(admin: pg.Client, raw: IORedis, database: string, restPid: number) {
+  const info = await raw.info("server");
+  const redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+  const backends = async () =>
+    (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = $1`, [database])).rows.map(
+      (row) => row.pid,
+    );
+  const start = new Map<number, number>();
+  for (const pid of [redisPid, restPid, ...(await backends())]) start.set(pid, processCpuMs(pid));
+  return async () => {
+    const used = (pid: number) => Math.round(processCpuMs(pid) - (start.get(pid) ?? 0));
+    let postgres = 0;
+    for (const pid of await backends()) postgres += used(pid);
+    return { redisCpuMs: used(redisPid), restCpuMs: used(restPid), postgresCpuMs: postgres };
+  };
+}
 
 function databaseUrl(name: string): string {
   const url = new URL(PG_ADMIN_URL);
@@ -177,6 +217,7 @@ async function startRestProcess(token: string) {
   if (first.done) throw new Error("the Redis REST stand-in did not start");
   return {
     url: String(first.value),
+    pid: child.pid!,
     /** Stops it and returns its peak RSS in MB. */
     async close(): Promise<number> {
       child.kill("SIGTERM");
@@ -233,6 +274,10 @@ async function main() {
       const now = process.memoryUsage();
       for (const key of Object.keys(memory) as (keyof typeof memory)[]) memory[key] = Math.max(memory[key], now[key]);
     }, 200);
+    const timings = emptySyncTimings();
+    const loadBefore = os.loadavg()[0];
+    const cpuBefore = process.cpuUsage();
+    const othersCpu = await otherCpu(admin, raw, database, rest.pid);
     t = performance.now();
     const result = await syncUsageSnapshots(
       { redis, db },
@@ -240,15 +285,34 @@ async function main() {
         now,
         scanCount: Number(flags["scan-count"]),
         batchSize: Number(flags["batch-size"]),
+        windowRows: Number(flags["window-rows"]),
         writers: Number(flags.writers),
+        timings,
       },
     );
     const seconds = (performance.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const others = await othersCpu();
     clearInterval(sampler);
     log(
       `during the sync (sampled): RSS ≤ ${mb(memory.rss)} MB, heap used ≤ ${mb(memory.heapUsed)} MB of ≤ ${mb(memory.heapTotal)} MB, external ≤ ${mb(memory.external)} MB`,
     );
     log(`sync: ${JSON.stringify(result)}`);
+    const phases = {
+      ...Object.fromEntries(Object.entries(timings).map(([name, ms]) => [name, Math.round(ms)])),
+      syncProcessCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      ...others,
+    };
+    log(`phases (ms, summed; reads and writes overlap): ${JSON.stringify(phases)}`);
+    // The machine is shared: wall time depends on what else runs, CPU time far less. All four processes' CPU over
+    // the cores is the least wall time the run could take with the machine to itself and perfect overlap.
+    const totalCpuMs = phases.syncProcessCpuMs + others.redisCpuMs + others.restCpuMs + others.postgresCpuMs;
+    const cores = os.availableParallelism();
+    const idleMachineCeiling = Math.round(USERS / (totalCpuMs / 1000 / cores));
+    const loadAverage = round(Math.max(loadBefore, os.loadavg()[0]), 1);
+    log(
+      `CPU: ${totalCpuMs} ms in all (${round((totalCpuMs / USERS) * 1000, 1)} µs a user); on ${cores} idle cores at most ${idleMachineCeiling} users/s; load average ${loadAverage}`,
+    );
     if (result.status !== "succeeded") throw new Error(`sync ended ${result.status}: ${result.error ?? ""}`);
 
     const check = await verify(url, hour);
@@ -294,10 +358,14 @@ async function main() {
       keysPerUser: KEYS_PER_USER,
       peakRssMb,
       heapLimitMb,
+      loadAverage,
+      cpuMsPerKUser: round((totalCpuMs / USERS) * 1000, 1),
+      idleMachineCeilingUsersPerSec: idleMachineCeiling,
+      phases,
     };
     console.log(`users/s:          ${summary.usersPerSec} (${USERS} users in ${summary.seconds} s)`);
     console.log(
-      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, ${flags.writers} writers)`,
+      `batches:          ${result.batches} (SCAN COUNT ${flags["scan-count"]}, batch ${flags["batch-size"]}, window ${flags["window-rows"]} rows, ${flags.writers} writers)`,
     );
     console.log(
       `baseline users/s: ${summary.baselineUsersPerSec} (one transaction per user, ${SAMPLE} users, synchronous_commit off as the sync)`,

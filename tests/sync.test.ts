@@ -365,21 +365,23 @@ describe("syncUsageSnapshots: chunks and failures", () => {
     expect(replay.next).toEqual({ runId: first.runId, step: 2 });
   });
 
-  // Pages smaller than a batch (several pages per statement), and pages larger than one (a page in several parts,
-  // where the cursor may only move once the page's last part commits).
+  // Pages smaller than a batch (several pages per statement), pages larger than one (a page in several parts,
+  // where the cursor may only move once the page's last part commits), and windows of several pages sorted together
+  // and cut into parts (the cursor moves once the window's last part commits).
   it.each([
-    { scanCount: 100, batchSize: 250 },
-    { scanCount: 600, batchSize: 250 },
+    { scanCount: 100, batchSize: 250, windowRows: undefined },
+    { scanCount: 600, batchSize: 250, windowRows: undefined },
+    { scanCount: 100, batchSize: 150, windowRows: 700 },
   ])(
-    "a Postgres failure mid-run marks the run failed; the retry of the same message resumes it and loses nothing (SCAN COUNT $scanCount, batch $batchSize)",
-    async ({ scanCount, batchSize }) => {
+    "a Postgres failure mid-run marks the run failed; the retry of the same message resumes it and loses nothing (SCAN COUNT $scanCount, batch $batchSize, window $windowRows)",
+    async ({ scanCount, batchSize, windowRows }) => {
       const users = await fx.createUsers(2000);
       const counts = new Map(users.map((id, i) => [id, i + 1]));
       await fx.setCounts("2026-11", counts);
       // The 900th snapshot written fails its statement, once.
       const removeTrap = await fx.failSnapshotInsertOnce(900);
       try {
-        const options = { now, messageId: "msg_flaky", scanCount, batchSize };
+        const options = { now, messageId: "msg_flaky", scanCount, batchSize, windowRows };
         const failed = await syncUsageSnapshots({ redis: redis(), db }, options);
         expect(failed).toMatchObject({ status: "failed", error: expect.stringContaining("simulated outage") });
         expect(failed.users).toBeGreaterThan(0);

@@ -111,6 +111,84 @@ describe("snapshots and user deletion", () => {
   });
 });
 
+describe("the writer's two paths (migration 20261203040000): a plain INSERT, and the upsert when rows exist", () => {
+  it("a batch meeting rows already written keeps the greater count and the first limit, and writes its new rows", async () => {
+    const [alice, bob, carol] = await fx.createUsers(3);
+    await fx.setCounts("2026-11", { [alice]: 5, [bob]: 6 });
+    await syncUsageSnapshots({ redis: redis(), db }, { now });
+    await db.user.update({ where: { id: alice }, data: { monthlyLimit: 77 } });
+    // Lower for alice (a retried page carrying an older value), higher for bob, new for carol: the plain INSERT
+    // fails on alice's and bob's rows, and the upsert writes all three.
+    await fx.setCounts("2026-11", { [alice]: 3, [bob]: 9, [carol]: 4 });
+    const again = await syncUsageSnapshots({ redis: redis(), db }, { now, messageId: "msg_same_hour_again" });
+    expect(again).toMatchObject({ status: "succeeded", users: 3, skipped: 0 });
+
+    const rows = await db.usageSnapshot.findMany({ orderBy: { used: "asc" } });
+    expect(rows.map((row) => [row.userId, row.used, row.limit])).toEqual([
+      [carol, 4, 1000],
+      [alice, 5, 1000],
+      [bob, 9, 1000],
+    ]);
+  });
+
+  it("a second run in the same hour (the upsert path) racing deletions leaves no snapshot of a deleted user", async () => {
+    const users = await fx.createUsers(2000);
+    await fx.setCounts("2026-11", new Map(users.map((id, i) => [id, i + 1])));
+    await syncUsageSnapshots({ redis: redis(), db }, { now, scanCount: 200, batchSize: 300 });
+    await fx.setCounts("2026-11", new Map(users.map((id, i) => [id, i + 2])));
+    const doomed = users.filter((_, i) => i % 5 === 1);
+
+    const sync = syncUsageSnapshots(
+      { redis: redis(), db },
+      { now, messageId: "msg_same_hour_race", scanCount: 200, batchSize: 300 },
+    );
+    for (let i = 0; i < doomed.length; i += 25) {
+      await db.user.deleteMany({ where: { id: { in: doomed.slice(i, i + 25) } } });
+    }
+    const result = await sync;
+
+    expect(result.status).toBe("succeeded");
+    expect(await orphans()).toBe(0);
+    expect(await db.usageSnapshot.count({ where: { userId: { in: doomed } } })).toBe(0);
+    expect(await fx.snapshotCount()).toBe(2000 - doomed.length);
+    const survivors = await db.usageSnapshot.findMany({ select: { userId: true, used: true } });
+    const index = new Map(users.map((id, i) => [id, i]));
+    expect(survivors.every((row) => row.used === index.get(row.userId)! + 2)).toBe(true);
+  });
+
+  it("a deletion waits for a batch on the upsert path too, then removes what it wrote", async () => {
+    const users = await fx.createUsers(300);
+    const victim = users[150];
+    await fx.setCounts("2026-11", new Map(users.map((id, i) => [id, i + 1])));
+    await syncUsageSnapshots({ redis: redis(), db }, { now });
+    // The same hour again: every batch meets its rows, so the victim's row goes through ON CONFLICT … DO UPDATE,
+    // held open there (an update trigger) after the statement has read "User".
+    await db.$executeRawUnsafe(`
+      CREATE FUNCTION slow_for_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW."userId" = '${victim}' THEN PERFORM pg_sleep(0.6); END IF;
+        RETURN NEW;
+      END $$`);
+    await db.$executeRawUnsafe(
+      `CREATE TRIGGER slow_for_victim BEFORE UPDATE ON "UsageSnapshot" FOR EACH ROW EXECUTE FUNCTION slow_for_victim()`,
+    );
+    const sync = syncUsageSnapshots({ redis: redis(), db }, { now, messageId: "msg_same_hour_victim" });
+    await waitForSleepingBatch();
+    const other = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query(`DELETE FROM "User" WHERE id = $1`, [victim]);
+    } finally {
+      await other.end();
+    }
+
+    expect(await sync).toMatchObject({ status: "succeeded", users: 300 });
+    expect(await fx.snapshotCount()).toBe(299);
+    expect(await db.usageSnapshot.count({ where: { userId: victim } })).toBe(0);
+    expect(await orphans()).toBe(0);
+  });
+});
+
 async function waitForSleepingBatch() {
   for (let i = 0; i < 200; i++) {
     const [{ n }] = await db.$queryRaw<{ n: bigint }[]>`

@@ -31,6 +31,12 @@ export class SnapshotBatch {
   periods: string[] = [];
   hours: string[] = [];
   used: number[] = [];
+  /**
+   * Each row's sort key: the counter's name (`quota:{userId}:{period}`), in user order as its user id is. The
+   * user id cut from it is a V8 "sliced string", a view into the name, and sorting those cost 2–3 times as much as
+   * sorting the names themselves (flat strings, as JSON.parse made them).
+   */
+  sortKeys: string[] = [];
   /** Per-key rows, riding along with their users' rows (a user has a handful of keys; they are not counted in size). */
   keys: KeyRows = emptyKeyRows();
   skipped = 0;
@@ -46,7 +52,8 @@ export class SnapshotBatch {
     return this.userIds.length;
   }
 
-  add(userId: string, period: string, hour: string, used: number) {
+  add(userId: string, period: string, hour: string, used: number, sortKey = userId) {
+    this.sortKeys.push(sortKey);
     this.userIds.push(userId);
     this.periods.push(period);
     this.hours.push(hour);
@@ -70,9 +77,30 @@ export class SnapshotBatch {
    * each other. SCAN may also return a key twice while Redis rehashes, and the same (user, hour) twice in one
    * statement would abort it ("ON CONFLICT DO UPDATE command cannot affect row a second time"); sorted, the
    * duplicates are neighbours.
+   *
+   * The rows' sort keys (their counters' names) are sorted by the engine's own string order (`sort()` without a
+   * comparator), then each row found again by its key: a comparator function called ~11 times a row cost 1.8 s of
+   * CPU per million rows here, the native sort 0.4 s. Names order as their user ids do (ids of one length, as cuids
+   * are; where one id is a prefix of another the two may swap, which only costs locality: every writer uses the
+   * same order). A batch where one user has two rows (a finished month's counter beside the current one, or a
+   * repeated key) takes the comparator, which orders by user id and hour.
    */
   inKeyOrder(): SnapshotBatch {
-    const { userIds, hours } = this;
+    const sorted = new SnapshotBatch();
+    sorted.skipped = this.skipped;
+    sorted.endCursor = this.endCursor;
+    sorted.closesPage = this.closesPage;
+    sorted.keys = keyRowsInOrder(this.keys);
+    const { userIds, hours, sortKeys } = this;
+    const rowOf = new Map<string, number>();
+    for (let i = 0; i < sortKeys.length; i++) rowOf.set(sortKeys[i], i);
+    if (rowOf.size === sortKeys.length && new Set(userIds).size === userIds.length) {
+      for (const sortKey of sortKeys.slice().sort()) {
+        const i = rowOf.get(sortKey)!;
+        sorted.add(userIds[i], this.periods[i], hours[i], this.used[i], sortKey);
+      }
+      return sorted;
+    }
     const order = userIds.map((_, i) => i);
     order.sort((a, b) =>
       userIds[a] !== userIds[b]
@@ -85,26 +113,60 @@ export class SnapshotBatch {
             ? 1
             : 0,
     );
-    const sorted = new SnapshotBatch();
-    sorted.skipped = this.skipped;
-    sorted.endCursor = this.endCursor;
-    sorted.closesPage = this.closesPage;
     for (const i of order) {
       const last = sorted.size - 1;
       if (last >= 0 && sorted.userIds[last] === userIds[i] && sorted.hours[last] === hours[i]) {
         sorted.used[last] = Math.max(sorted.used[last], this.used[i]);
         continue;
       }
-      sorted.add(userIds[i], this.periods[i], hours[i], this.used[i]);
+      sorted.add(userIds[i], this.periods[i], hours[i], this.used[i], sortKeys[i]);
     }
-    sorted.keys = keyRowsInOrder(this.keys);
     return sorted;
+  }
+
+  /**
+   * A sorted window cut into statements of at most `size` users' rows each, in order: each part a contiguous range
+   * of user ids (and of key ids for the per-key rows, which need not travel with their user's row). Only the last
+   * part closes the window's pages and carries its skipped count: the earlier parts neither move the cursor nor
+   * count until it commits, because a retry resumes at the window's start and writes them again.
+   */
+  inParts(size: number): SnapshotBatch[] {
+    const count = Math.max(1, Math.ceil(this.size / size));
+    const keyRows = this.keys.keyIds.length;
+    const parts: SnapshotBatch[] = [];
+    for (let p = 0; p < count; p++) {
+      const part = new SnapshotBatch();
+      const from = p * size;
+      const to = Math.min(from + size, this.size);
+      part.sortKeys = this.sortKeys.slice(from, to);
+      part.userIds = this.userIds.slice(from, to);
+      part.periods = this.periods.slice(from, to);
+      part.hours = this.hours.slice(from, to);
+      part.used = this.used.slice(from, to);
+      const keysFrom = Math.floor((p * keyRows) / count);
+      const keysTo = Math.floor(((p + 1) * keyRows) / count);
+      const { keys } = this;
+      part.keys = {
+        keyIds: keys.keyIds.slice(keysFrom, keysTo),
+        userIds: keys.userIds.slice(keysFrom, keysTo),
+        periods: keys.periods.slice(keysFrom, keysTo),
+        hours: keys.hours.slice(keysFrom, keysTo),
+        used: keys.used.slice(keysFrom, keysTo),
+      };
+      const last = p === count - 1;
+      part.closesPage = last && this.closesPage;
+      part.endCursor = this.endCursor;
+      part.skipped = last ? this.skipped : 0;
+      parts.push(part);
+    }
+    return parts;
   }
 }
 
 /** Per-key rows in (key, hour) order, each once with its greatest count: the same reasons as the users' rows. */
 function keyRowsInOrder(rows: KeyRows): KeyRows {
   const { keyIds, hours } = rows;
+  if (keyIds.length === 0) return rows;
   const order = keyIds.map((_, i) => i);
   order.sort((a, b) =>
     keyIds[a] !== keyIds[b] ? (keyIds[a] < keyIds[b] ? -1 : 1) : hours[a] < hours[b] ? -1 : hours[a] > hours[b] ? 1 : 0,

@@ -3,8 +3,7 @@ import type { Db } from "~/utils/db.server";
 import {
   HOUR_MS,
   isPeriod,
-  keyUsageKey,
-  parseQuotaKey,
+  quotaKeyUserId,
   periodEnd,
   periodOf,
   previousPeriod,
@@ -45,10 +44,58 @@ export interface SyncOptions extends ClaimRequest {
   budgetMs?: number;
   /** SCAN COUNT hint per page. */
   scanCount?: number;
-  /** Snapshots per INSERT statement (a batch closes at the first page boundary at or past this size). */
+  /** Snapshots per INSERT statement at most. */
   batchSize?: number;
+  /**
+   * Rows sorted together before being cut into batches (whole pages: a window closes at the first page boundary at
+   * or past this size). Defaults to DEFAULT_WINDOW_ROWS, or to `batchSize` when only that is given.
+   */
+  windowRows?: number;
   /** Statements in flight at once, each on its own pooled connection. */
   writers?: number;
+  /** Filled in with where the chunk's time went (the bench prints it); see SyncPhaseTimings. */
+  timings?: SyncPhaseTimings;
+}
+
+/**
+ * Where a chunk's time goes, in milliseconds, summed over its pages and batches. Reads and writes overlap, so the
+ * phases add up to more than the wall time; the two `wait…` figures say which side the sync was waiting for.
+ */
+export interface SyncPhaseTimings {
+  /** SCAN requests (wall time, read ahead while the previous page is written). */
+  redisScanMs: number;
+  /** The counters' and per-key hashes' reads (wall time, read ahead as well). */
+  redisReadMs: number;
+  /** Turning a page's replies into rows (CPU of this process). */
+  buildMs: number;
+  /** Sorting a batch and encoding its columns (CPU of this process). */
+  prepareMs: number;
+  /** Batch statements, from sending to their reply (wall time; up to `writers` overlap). */
+  writeMs: number;
+  /** Recording committed pages in SyncRun (wall time, one statement per page). */
+  progressMs: number;
+  /** The main loop waiting for a page from Redis. */
+  waitRedisMs: number;
+  /** The main loop waiting for a statement to finish before it may send another. */
+  waitPostgresMs: number;
+  /** Pages read and statements sent. */
+  pages: number;
+  statements: number;
+}
+
+export function emptySyncTimings(): SyncPhaseTimings {
+  return {
+    redisScanMs: 0,
+    redisReadMs: 0,
+    buildMs: 0,
+    prepareMs: 0,
+    writeMs: 0,
+    progressMs: 0,
+    waitRedisMs: 0,
+    waitPostgresMs: 0,
+    pages: 0,
+    statements: 0,
+  };
 }
 
 export interface SyncResult {
@@ -88,6 +135,15 @@ export const DEFAULT_SCAN_COUNT = 10_000;
 // debugging off, and the driver adapter logs every query with its parameters, so the last 100 batches stay
 // reachable. Sent as four delimited strings (see upsertSnapshotBatch) that is ~60 bytes a row, ≤ 12 MB in all.
 export const DEFAULT_BATCH_SIZE = 2000;
+// Rows sorted together, then cut into batches of consecutive user ids. A batch of 2 000 users in SCAN (hash) order
+// probes and inserts at ~2 000 random places of the "User" index and the snapshot index, about one buffer miss a
+// row; 2 000 consecutive ids of a sorted window of 100 000 share leaf pages (Postgres backend CPU per 200 000 rows:
+// 1.0 s against 1.8 s). Memory: the window's rows (~100 bytes each) and their sorted copy, ~15 MB at 50 000.
+export const DEFAULT_WINDOW_ROWS = 50_000;
+// Pages read ahead of the one being built: enough that Redis keeps reading while a window's statements wait for a
+// writer (one page ahead left the sync waiting for Redis about as long as for Postgres), few enough that at most a
+// few MB of replies are held.
+const READ_AHEAD_PAGES = 3;
 // Two statements in flight, on two pooled connections, let Postgres use both cores of a small machine while the
 // next page is read from Redis. One was slower (42 k users/s at 100 000 users against 50–53 k), and so was a third
 // (44–45 k): on two cores it only competes with the sync's own process, and each adds a batch of memory.
@@ -106,9 +162,12 @@ interface ChunkOutcome {
 
 interface Page {
   keys: string[];
+  /** Each key's user and month, or null where the key does not parse (it is skipped). */
+  /** Each key's user id, or null where the key does not parse or names no valid month (it is skipped). */
+  userIds: (string | null)[];
   values: unknown[];
-  /** Each counter's per-key counts (the quota script's `keyusage:` hash of the same user and month), or null. */
-  keyCounts: unknown[];
+  /** The per-key counts (the quota script's `keyusage:` hash of the same user and month) of the counters that have any, by index in `keys`. */
+  keyCounts: Map<number, unknown>;
   next: string;
 }
 
@@ -130,52 +189,72 @@ function toCount(value: unknown): number | null {
   return Number.isSafeInteger(count) && count >= 0 && count <= MAX_INT4 ? count : null;
 }
 
-/**
- * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
- * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
- */
 // Counters read per script run: each run blocks Redis for the time it takes (about a millisecond per thousand keys
 // here), so a page is read in several runs that other clients' commands can interleave with.
 const READ_CHUNK = 1000;
 
 /**
- * KEYS[1..n] counters, KEYS[n+1..2n] the per-key hashes of the same users and months. Returns { values, hashes }:
- * each counter (nil if gone) and its hash as a flat field/value list (empty if none). A script rather than one
- * pipelined HGETALL per counter: a page of 10 000 counters was then 10 000 commands for the REST layer to parse, run
- * and encode one by one (bench:sync at 100 000 users: 26 k users/s against 45 k). The counters are one MGET, not a
- * GET each: a `redis.call` per counter as well cost twice as much again (13 k against 28 k users/s, same series).
+ * KEYS are counters (`quota:{userId}:{period}`). Returns { values, hashes }: each counter (nil if gone), and for the
+ * counters whose per-key hash (`keyusage:{userId}:{period}`, the same name after its prefix) is not empty, their
+ * index (1-based) followed by the hash as a flat field/value list. The hashes' names are made here rather than
+ * sent: they doubled each request (20 000 names a page for the REST layer to parse and Redis to read), and they
+ * are a fixed function of the counters'. Upstash runs a script without the `allow-key-locking` flag under its
+ * global lock, so a script may read keys it was not given; a cluster would need them declared.
+ *
+ * A script rather than one pipelined HGETALL per counter: a page of 10 000 counters was then 10 000 commands for
+ * the REST layer to parse, run and encode one by one (bench:sync at 100 000 users: 26 k users/s against 45 k). The
+ * counters are one MGET, not a GET each: a `redis.call` per counter as well cost twice as much again (13 k against
+ * 28 k users/s, same series). Only non-empty hashes come back: most users call without a key or not at all in an
+ * hour, and an empty list per counter was as many objects to encode, send, parse and collect as the counters.
  */
 const READ_COUNTERS_SCRIPT = `
-local n = #KEYS / 2
 local hashes = {}
-for i = 1, n do hashes[i] = redis.call('HGETALL', KEYS[n + i]) end
-return {redis.call('MGET', unpack(KEYS, 1, n)), hashes}
+for i = 1, #KEYS do
+  local hash = redis.call('HGETALL', 'keyusage:' .. string.sub(KEYS[i], 7))
+  if #hash > 0 then
+    hashes[#hashes + 1] = i
+    hashes[#hashes + 1] = hash
+  end
+end
+return {redis.call('MGET', unpack(KEYS)), hashes}
 `;
 
-async function readPage(redis: Redis, cursor: string, count: number, wanted: (key: string) => boolean): Promise<Page> {
+/**
+ * One SCAN page, and the values of the keys `wanted` keeps. A finished month's counters are dropped before the MGET:
+ * once its final copy is in Postgres, reading them again for the rest of their grace week would be wasted work.
+ */
+async function readPage(
+  redis: Redis,
+  cursor: string,
+  count: number,
+  wanted: (key: string) => boolean,
+  timings: SyncPhaseTimings,
+): Promise<Page> {
+  let t = performance.now();
   const [next, scanned] = await redis.scan(cursor, { match: QUOTA_KEY_PATTERN, count });
+  timings.redisScanMs += performance.now() - t;
+  timings.pages += 1;
   const keys = scanned.filter(wanted);
-  if (keys.length === 0) return { next: String(next), keys, values: [], keyCounts: [] };
+  const userIds = keys.map(quotaKeyUserId);
+  const keyCounts = new Map<number, unknown>();
+  if (keys.length === 0) return { next: String(next), keys, userIds, values: [], keyCounts };
   // The counters and their per-key hashes in one request: the hashes are found by name from the counters (they are
-  // not under "quota:", so the SCAN never lists them), and a page costs the same two round trips as before. A key
-  // that does not parse (it will be skipped) is paired with a name no hash has.
+  // not under "quota:", so the SCAN never lists them), and a page costs two round trips, the SCAN and this one.
   const pipeline = redis.pipeline();
   for (let start = 0; start < keys.length; start += READ_CHUNK) {
-    const chunk = keys.slice(start, start + READ_CHUNK);
-    const hashKeys = chunk.map((key) => {
-      const parsed = parseQuotaKey(key);
-      return parsed ? keyUsageKey(parsed.userId, parsed.period) : `keyusage:unparsed:${key}`;
-    });
-    pipeline.eval(READ_COUNTERS_SCRIPT, [...chunk, ...hashKeys], []);
+    pipeline.eval(READ_COUNTERS_SCRIPT, keys.slice(start, start + READ_CHUNK), []);
   }
+  t = performance.now();
   const replies = await pipeline.exec<[unknown[], unknown[]][]>();
+  timings.redisReadMs += performance.now() - t;
   const values: unknown[] = [];
-  const keyCounts: unknown[] = [];
   for (const [chunkValues, chunkHashes] of replies) {
+    const offset = values.length;
     for (const value of chunkValues) values.push(value);
-    for (const hash of chunkHashes) keyCounts.push(hash);
+    for (let j = 0; j + 1 < chunkHashes.length; j += 2)
+      keyCounts.set(offset + Number(chunkHashes[j]) - 1, chunkHashes[j + 1]);
   }
-  return { next: String(next), keys, values, keyCounts };
+  return { next: String(next), keys, userIds, values, keyCounts };
 }
 
 /** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
@@ -201,10 +280,18 @@ async function syncChunk(
   deps: { redis: Redis; db: Db },
   run: { hour: Date },
   startCursor: string,
-  settings: { budgetMs: number; scanCount: number; batchSize: number; writers: number },
+  settings: {
+    budgetMs: number;
+    scanCount: number;
+    batchSize: number;
+    windowRows: number;
+    writers: number;
+    timings: SyncPhaseTimings;
+  },
   pageCommitted: (page: PageProgress) => Promise<void>,
 ): Promise<ChunkOutcome> {
   const { redis, db } = deps;
+  const { timings } = settings;
   const started = performance.now();
   const budgetSpent = () => performance.now() - started >= settings.budgetMs;
   const runPeriod = periodOf(run.hour);
@@ -226,6 +313,17 @@ async function syncChunk(
     return !isPeriod(period) || period > finalThrough || period >= runPeriod;
   };
 
+  // Each month's snapshot hour, worked out once: a page holds a handful of months at most.
+  const hours = new Map<string, string | null>();
+  const hourOf = (period: string) => {
+    let hour = hours.get(period);
+    if (hour === undefined) {
+      hour = isPeriod(period) ? snapshotHourFor(period, runPeriod, runHourText) : null;
+      if (hours.size < 100) hours.set(period, hour);
+    }
+    return hour;
+  };
+
   // Totals of committed batches since the last page boundary: they only count once the page's last batch commits,
   // because a retry resumes at that page's start and writes (and counts) its rows again.
   const sincePage = { users: 0, batches: 0, skipped: 0 };
@@ -244,7 +342,9 @@ async function syncChunk(
       if (batch.closesPage) {
         const page = { cursor: batch.endCursor, ...sincePage };
         Object.assign(sincePage, { users: 0, batches: 0, skipped: 0 });
+        const t = performance.now();
         await pageCommitted(page);
+        timings.progressMs += performance.now() - t;
         outcome.cursor = page.cursor;
         outcome.users += page.users;
         outcome.skipped += page.skipped;
@@ -255,68 +355,105 @@ async function syncChunk(
     }
   };
   // Waits for the oldest statement first when the queue is full, so memory stays bounded and writes keep order.
-  const send = async (unsorted: SnapshotBatch) => {
-    if (inFlight.length >= settings.writers) await settleOldest();
+  const send = async (batch: SnapshotBatch) => {
+    if (inFlight.length >= settings.writers) {
+      const t = performance.now();
+      await settleOldest();
+      timings.waitPostgresMs += performance.now() - t;
+    }
     if (failure) return;
-    const batch = unsorted.inKeyOrder();
-    const write = upsertSnapshotBatch(db, batch);
+    const t = performance.now();
+    timings.statements += 1;
+    const write = upsertSnapshotBatch(db, batch).finally(() => (timings.writeMs += performance.now() - t));
     // Observed here so a rejection is never "unhandled" while an earlier batch is still being awaited.
     write.catch(() => {});
     inFlight.push({ batch, write });
   };
+  // A window is sorted as a whole, then written in statements of at most batchSize rows, each a contiguous range of
+  // user ids. Only the last part moves the cursor (see SnapshotBatch.inParts).
+  const flush = async (window: SnapshotBatch) => {
+    const t = performance.now();
+    const parts = window.inKeyOrder().inParts(settings.batchSize);
+    timings.prepareMs += performance.now() - t;
+    for (const part of parts) {
+      if (failure) return;
+      await send(part);
+    }
+  };
 
-  let batch = new SnapshotBatch();
-  batch.endCursor = startCursor;
+  // The rows read since the last window was sent: whole pages only, so when it commits the cursor can move past them.
+  let window = new SnapshotBatch();
+  window.endCursor = startCursor;
   let pageStart = startCursor;
-  let nextPage: Promise<Page> | null = readPage(redis, startCursor, settings.scanCount, wanted);
+  // Read ahead: up to READ_AHEAD_PAGES pages are read (each as soon as the one before it arrived) while earlier
+  // ones are built and written, so Redis keeps working while a window's statements wait for a free writer. Null
+  // once the keyspace is covered or the budget is spent: no new SCAN page is started after that.
+  let tail: Promise<Page | null> = readPage(redis, startCursor, settings.scanCount, wanted, timings);
+  // Observed here so a failed read is never "unhandled" before the loop reaches it.
+  tail.catch(() => {});
+  const ahead = [tail];
+  const readAhead = () => {
+    while (ahead.length < READ_AHEAD_PAGES) {
+      tail = tail.then((page) =>
+        page === null || page.next === "0" || budgetSpent()
+          ? null
+          : readPage(redis, page.next, settings.scanCount, wanted, timings),
+      );
+      tail.catch(() => {});
+      ahead.push(tail);
+    }
+  };
   try {
-    while (nextPage && !failure) {
-      const page: Page = await nextPage;
-      // Read ahead: the next page's SCAN and MGET travel while this page's rows are written.
-      nextPage = page.next === "0" || budgetSpent() ? null : readPage(redis, page.next, settings.scanCount, wanted);
-      nextPage?.catch(() => {});
+    readAhead();
+    while (!failure) {
+      let t = performance.now();
+      const page = await ahead.shift()!;
+      timings.waitRedisMs += performance.now() - t;
+      if (page === null) break;
+      readAhead();
 
-      if (batch.size > 0 && batch.size + page.keys.length > settings.batchSize) {
-        // This page may not fit: the batch so far holds whole pages only, so it goes first and moves the cursor.
-        await send(batch);
-        batch = new SnapshotBatch();
-        batch.endCursor = pageStart;
+      if (window.size > 0 && window.size + page.keys.length > settings.windowRows) {
+        // This page may not fit: the window so far holds whole pages only, so it goes first and moves the cursor.
+        await flush(window);
+        window = new SnapshotBatch();
+        window.endCursor = pageStart;
       }
-      for (let i = 0; i < page.keys.length && !failure; i++) {
-        const parsed = parseQuotaKey(page.keys[i]);
+      t = performance.now();
+      // Per-page work on each counter goes here: the row of its user, and the rows of its keys. A further family
+      // of counters read by the script would be turned into rows in this loop too.
+      for (let i = 0; i < page.keys.length; i++) {
+        const key = page.keys[i];
+        const userId = page.userIds[i];
+        // The month is the name's last seven characters (quotaKeyUserId checked it).
+        const period = key.slice(-7);
         const count = toCount(page.values[i]);
-        const hour = parsed && isPeriod(parsed.period) ? snapshotHourFor(parsed.period, runPeriod, runHourText) : null;
-        if (!parsed || hour === null || count === null || !isWritableUserId(parsed.userId)) {
+        const hour = userId === null ? null : hourOf(period);
+        if (userId === null || hour === null || count === null || !isWritableUserId(userId)) {
           // Expired between SCAN and MGET, not an integer, not a month we may write yet, or not a user id.
-          batch.skipped += 1;
+          window.skipped += 1;
           continue;
         }
-        batch.add(parsed.userId, parsed.period, hour, count);
-        for (const [keyId, value] of hashEntries(page.keyCounts[i])) {
-          const keyCount = toCount(value);
-          if (keyCount !== null) batch.addKey(keyId, parsed.userId, parsed.period, hour, keyCount);
-        }
-        if (batch.size >= settings.batchSize && i < page.keys.length - 1) {
-          // A page larger than a batch is written in parts. A part holds rows of this page only (the batch before
-          // it was sent above), and neither moves the cursor nor counts until the page's last part commits: a
-          // retry resumes at the page's start and writes the earlier parts again.
-          const rest = new SnapshotBatch();
-          rest.endCursor = batch.endCursor;
-          batch.closesPage = false;
-          await send(batch);
-          batch = rest;
-        }
+        window.add(userId, period, hour, count, key);
+        const keyCounts = page.keyCounts.get(i);
+        if (keyCounts !== undefined)
+          for (const [keyId, value] of hashEntries(keyCounts)) {
+            const keyCount = toCount(value);
+            if (keyCount !== null) window.addKey(keyId, userId, period, hour, keyCount);
+          }
       }
-      batch.endCursor = page.next;
-      batch.closesPage = true;
+      timings.buildMs += performance.now() - t;
+      window.endCursor = page.next;
+      window.closesPage = true;
       pageStart = page.next;
 
-      if (batch.size >= settings.batchSize || !nextPage) {
-        await send(batch);
-        batch = new SnapshotBatch();
-        batch.endCursor = page.next;
+      if (window.size >= settings.windowRows) {
+        await flush(window);
+        window = new SnapshotBatch();
+        window.endCursor = page.next;
       }
     }
+    // The last pages read (or, when there was nothing to read, the empty page that closed the keyspace).
+    if (!failure && window.closesPage) await flush(window);
   } catch (error) {
     // Redis failed; whatever was already sent to Postgres may still commit and is accounted for below.
     failure ??= { error };
@@ -372,7 +509,10 @@ export async function syncUsageSnapshots(
       budgetMs: options.budgetMs ?? Number.POSITIVE_INFINITY,
       scanCount: options.scanCount ?? DEFAULT_SCAN_COUNT,
       batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+      // A caller that sizes batches without naming a window gets one batch a window, as before windows existed.
+      windowRows: options.windowRows ?? options.batchSize ?? DEFAULT_WINDOW_ROWS,
       writers: options.writers ?? DEFAULT_WRITERS,
+      timings: options.timings ?? emptySyncTimings(),
     },
     (page) => recordPageProgress(db, lease, page),
   );

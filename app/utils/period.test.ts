@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
   hourBucket,
+  isPeriod,
   parseQuotaKey,
   periodEnd,
   periodOf,
   previousPeriod,
   quotaKey,
+  quotaKeyUserId,
   secondsInPeriod,
   secondsUntilReset,
 } from "./period";
@@ -35,5 +37,24 @@ describe("period helpers", () => {
     expect(quotaKey("u1", "2026-11")).toBe("quota:u1:2026-11");
     expect(parseQuotaKey("quota:a:b:2026-11")).toEqual({ userId: "a:b", period: "2026-11" });
     expect(parseQuotaKey("quota:nope")).toBeNull();
+  });
+
+  it("quotaKeyUserId agrees with parseQuotaKey and isPeriod", () => {
+    for (const key of [
+      "quota:u1:2026-11",
+      "quota:a:b:2026-11",
+      "quota:cmx2ygpii00007h7dggk1myck:2026-01",
+      "quota:u1:2026-13",
+      "quota:u1:2026-00",
+      "quota::2026-11",
+      "quota:u1-2026-11",
+      "quota:nope",
+      "quotas:u1:2026-11",
+      "other:u1:2026-11",
+      "quota:u1:2026-1x",
+    ]) {
+      const parsed = parseQuotaKey(key);
+      expect(quotaKeyUserId(key), key).toBe(parsed && isPeriod(parsed.period) ? parsed.userId : null);
+    }
   });
 });

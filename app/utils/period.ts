@@ -60,6 +60,18 @@ export function parseQuotaKey(key: string): { userId: string; period: string } |
 }
 
 /**
+ * The user id of a counter's name, without the objects `parseQuotaKey` makes (the sync splits a million names an
+ * hour): null unless the name is `quota:{userId}:{period}` with a valid month (`isPeriod`), which is then the
+ * name's last seven characters.
+ */
+export function quotaKeyUserId(key: string): string | null {
+  const length = key.length;
+  // 58 is ":"; "quota:" + at least one character + ":" + "YYYY-MM".
+  if (length < 15 || !key.startsWith("quota:") || key.charCodeAt(length - 8) !== 58) return null;
+  return isPeriod(key.slice(-7)) ? key.slice(6, -8) : null;
+}
+
+/**
  * Redis hash of a user's calls per API key for a month (field = key id), counted by the quota script beside the
  * counter. Not under "quota:": the sync's SCAN must meet counters only; it reads this hash beside each counter.
  */
