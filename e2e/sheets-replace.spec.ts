@@ -9,7 +9,9 @@ test("replace a sheet's data with an XLSX file: same endpoint and key, new rows 
   db,
   user,
   request,
+  consoleGuard,
 }) => {
+  consoleGuard.allowStatus(400, "a wrong worksheet name is answered with 400 next to the form");
   const { sheetId } = await createTestSheet(db, user.id, { name: "stock", csv: "item,count\nTea,3\nCake,4\n" });
   const { key } = await createTestApiKey(db, user.id, "e2e");
   await page.goto("/sheets");
