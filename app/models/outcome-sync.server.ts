@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis";
+import { hashEntries } from "~/utils/redis.server";
 import type { Db } from "~/utils/db.server";
 import { isOutcomeStatus, OUTCOMES_KEY_PATTERN, parseOutcomesKey } from "./request-outcomes.server";
 
@@ -39,16 +40,6 @@ local hashes = {}
 for i = 1, #KEYS do hashes[i] = redis.call('HGETALL', KEYS[i]) end
 return hashes
 `;
-
-/** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
-function hashEntries(reply: unknown): [string, unknown][] {
-  if (Array.isArray(reply)) {
-    const entries: [string, unknown][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) entries.push([String(reply[i]), reply[i + 1]]);
-    return entries;
-  }
-  return reply && typeof reply === "object" ? Object.entries(reply) : [];
-}
 
 /** Rows as the comma-separated columns `upsert_outcome_snapshots` takes (user ids never contain a comma). */
 class OutcomeRows {

@@ -1,4 +1,5 @@
 import type { Redis } from "@upstash/redis";
+import { hashEntries } from "~/utils/redis.server";
 import type { Db } from "~/utils/db.server";
 import {
   HOUR_MS,
@@ -255,16 +256,6 @@ async function readPage(
       keyCounts.set(offset + Number(chunkHashes[j]) - 1, chunkHashes[j + 1]);
   }
   return { next: String(next), keys, userIds, values, keyCounts };
-}
-
-/** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
-function hashEntries(reply: unknown): [string, unknown][] {
-  if (Array.isArray(reply)) {
-    const entries: [string, unknown][] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) entries.push([String(reply[i]), reply[i + 1]]);
-    return entries;
-  }
-  return reply && typeof reply === "object" ? Object.entries(reply) : [];
 }
 
 /**

@@ -97,3 +97,13 @@ export function setRedisForTests(redis: Redis | undefined): void {
 export function setSyncRedisForTests(redis: Redis | undefined): void {
   replaceSingleton(SYNC_REDIS, redis);
 }
+
+/** A hash reply as field/value pairs: the raw client gives the flat array Redis sends, the parsing one an object. */
+export function hashEntries(reply: unknown): [string, unknown][] {
+  if (Array.isArray(reply)) {
+    const entries: [string, unknown][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) entries.push([String(reply[i]), reply[i + 1]]);
+    return entries;
+  }
+  return reply && typeof reply === "object" ? Object.entries(reply) : [];
+}
