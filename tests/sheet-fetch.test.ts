@@ -197,7 +197,8 @@ describe("what the fetcher refuses (SSRF)", () => {
     const options = viaName({ "internal.example.com": ["192.168.0.10"] });
 
     const toPrivate = await refusal(fetchSheetSource(`${secure.origin}/to-private`, local, options));
-    expect(toPrivate.message).toMatch(/internal.example.com resolves to 192.168.0.10/);
+    expect(toPrivate.message).toMatch(/internal.example.com resolves to one/);
+    expect(toPrivate.message).not.toContain("192.168.0.10");
     expect((await refusal(fetchSheetSource(`${secure.origin}/to-metadata`, local, options))).message).toMatch(
       /link-local/,
     );

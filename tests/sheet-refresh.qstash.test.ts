@@ -243,6 +243,12 @@ describe("URL sheets refreshed by their QStash schedule", () => {
     expect(left).not.toContain(more.scheduleId);
   });
 
+  it("names a sheet whose URL holds a stray '%' after its file, not a 503", async () => {
+    source.handle("/100%off.csv", csvHandler("a\n1\n"));
+    const { sheetId } = await urlSheet("/100%off.csv", "manual");
+    expect(await getDb().sheet.findUniqueOrThrow({ where: { id: sheetId } })).toMatchObject({ name: "100%off" });
+  });
+
   it("deleting the account removes its URL sheets' schedules with the rest", async () => {
     source.handle("/owned.csv", csvHandler("a\n1\n"));
     const { user, sheetId, scheduleId } = await urlSheet("/owned.csv");

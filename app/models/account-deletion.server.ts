@@ -6,7 +6,7 @@ import { keyUsageKey, nextPeriod, periodOf, previousPeriod, quotaKey, thresholdM
 import { historyExportLimitKey, testEventLimitKey } from "./action-limits.server";
 import { queueDeletedKeyEntries } from "./api-keys.server";
 import { queueOwnerVersionBump } from "./owner-version.server";
-import { deleteOutcomeData } from "./request-outcomes.server";
+import { deleteOutcomeData, forgetAccountPrefixes, outcomeRedisKeys } from "./request-outcomes.server";
 import { passwordReentryKey } from "./password-reentry.server";
 import { removeSheetSchedules } from "./sheet-sources.server";
 import { deleteSheet } from "./sheets.server";
@@ -101,6 +101,8 @@ function accountRedisKeys(account: AccountInventory, now: Date): string[] {
     testEventLimitKey(account.userId),
     ...account.keys.map((key) => historyExportLimitKey(account.userId, key.id)),
     ...account.sessionIds.map((sessionId) => passwordReentryKey(account.userId, sessionId)),
+    // Again after step 3: a refused call credited by its key's prefix may have logged since step 2.
+    ...outcomeRedisKeys(account.userId, now),
   ];
 }
 
@@ -175,6 +177,8 @@ export async function deleteAccount(
       account.keys.push(...latecomers);
     }
   }
+
+  forgetAccountPrefixes(userId);
 
   // Step 4. DEL of a missing key is harmless, so naming keys that never existed costs nothing but bytes.
   // The cache version is not deleted but replaced once more, to expire just after the last entry any process may

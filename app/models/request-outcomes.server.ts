@@ -542,10 +542,27 @@ export async function deleteOutcomeData(
   userId: string,
   now: Date = new Date(),
 ): Promise<void> {
+  await deps.redis.del(...outcomeRedisKeys(userId, now));
+  await deps.db.outcomeSnapshot.deleteMany({ where: { userId } });
+}
+
+/**
+ * The names of every outcome key the account can have now: its request log and the tallies of the hours that can
+ * still exist (with two hours of clock skew either side). Account deletion deletes them again after the account's
+ * keys are gone, as an answer to a refused key may have written them in between.
+ */
+export function outcomeRedisKeys(userId: string, now: Date = new Date()): string[] {
   const keys = [requestLogKey(userId)];
   const newest = hourBucket(now).getTime() + 2 * HOUR_MS;
   const oldest = newest - OUTCOMES_GRACE_SECONDS * 1000 - 5 * HOUR_MS;
   for (let t = oldest; t <= newest; t += HOUR_MS) keys.push(outcomesKey(userId, new Date(t)));
-  await deps.redis.del(...keys);
-  await deps.db.outcomeSnapshot.deleteMany({ where: { userId } });
+  return keys;
+}
+
+/**
+ * Stops this process crediting refused answers to the account by its keys' prefixes, once its keys are deleted;
+ * other processes stop within PREFIX_CACHE_TTL_MS.
+ */
+export function forgetAccountPrefixes(userId: string): void {
+  for (const [prefix, owner] of accountByPrefix.entries()) if (owner === userId) accountByPrefix.delete(prefix);
 }

@@ -112,7 +112,8 @@ function checkScheme(url: URL, policy: Pick<SourceAddressPolicy, "allowLoopback"
 }
 
 function refusedAddress(hostname: string, address: string, reason: string): SheetFetchError {
-  const via = hostname === address ? "" : ` (${hostname} resolves to ${address})`;
+  // The name, not the address it resolved to: a customer must not learn what names mean inside our network.
+  const via = hostname === address ? "" : ` (${hostname} resolves to one)`;
   return new SheetFetchError("address", `Refused to connect to ${reason}${via}; only public addresses are fetched.`);
 }
 

@@ -114,7 +114,13 @@ function parseFetched(fetched: { url: string; bytes: Uint8Array }) {
 
 /** A last path segment that reads as a name ("prices.csv" → "prices"), else the host. */
 function nameFromUrl(url: URL): string {
-  const last = decodeURIComponent(url.pathname.split("/").filter(Boolean).at(-1) ?? "");
+  const segment = url.pathname.split("/").filter(Boolean).at(-1) ?? "";
+  let last = segment;
+  try {
+    last = decodeURIComponent(segment);
+  } catch {
+    // A stray "%" that is no escape ("/100%.csv"): the segment as written is name enough.
+  }
   return /\.(csv|txt|xlsx)$/i.test(last) ? last : url.hostname;
 }
 
