@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { hashApiKey, isWellFormedApiKey, readKeyEntry, readKeyEntryWithVersion } from "~/models/api-keys.server";
 import { viaQuotaStore } from "~/models/quota-store.server";
 import { getSheetForQuery, type SheetForQuery, type SheetQuery } from "~/models/sheets.server";
@@ -76,6 +77,10 @@ function callFor(
   return { owner, sheet, query: parsed.query, pageKey, etag: entityTagFor(pageKey) };
 }
 
+// Sheet versions Postgres confirmed within the last second: refusals (unmetered) cost at most one lookup a second
+// per sheet, and a replacement made in another process is still seen within that second.
+const recentlyConfirmed = new LRUCache<string, true>({ max: 10_000, ttl: 1000 });
+
 /**
  * A parameter refusal decided against this process's copy of the sheet, confirmed against Postgres, where a sheet's
  * columns and version live: the parameters are checked before the quota script would notice that a replacement
@@ -89,8 +94,13 @@ async function confirmParameterRefusal(
   search: string,
 ): Promise<SheetCall | Refusal> {
   const { owner } = refusal;
+  const confirmedKey = `${cached.id}:${cached.version}`;
+  if (recentlyConfirmed.has(confirmedKey)) return refusal;
   const current = await getSheetForQuery(deps.db, owner.userId, cached.id);
-  if (current?.version === cached.version) return refusal;
+  if (current?.version === cached.version) {
+    recentlyConfirmed.set(confirmedKey, true);
+    return refusal;
+  }
   // Cached under the owner's older version: the quota script will find that version stale and reload everything.
   rememberSheet(owner, cached.id, current);
   if (!current) return { refused: "sheet", owner };
