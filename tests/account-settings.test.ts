@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { MAX_HISTORY_EXPORTS, MAX_TEST_EVENTS } from "~/models/action-limits.server";
+import { MAX_HISTORY_EXPORTS, MAX_SHEET_FETCHES, MAX_TEST_EVENTS } from "~/models/action-limits.server";
 import { MAX_PASSWORD_REENTRIES } from "~/models/password-reentry.server";
 import { setWebhookUrl } from "~/models/webhook-endpoints.server";
 import { loader as historyLoader } from "~/routes/api.v1.usage.history";
 import { loader as indexLoader } from "~/routes/_index";
 import { action as loginAction } from "~/routes/login";
 import { action as settingsAction, loader as settingsLoader } from "~/routes/settings";
+import { action as sheetsAction } from "~/routes/sheets";
 import { getDb } from "~/utils/db.server";
 import { createUserSession } from "~/utils/session.server";
 import { createTestApiKey, createTestUser, uniqueTestEmail } from "./factories";
@@ -165,6 +166,18 @@ describe("the webhook secret", () => {
 });
 
 describe("limits on unmetered actions", () => {
+  it(`fetches sheets from URLs by hand at most ${MAX_SHEET_FETCHES} times per user in 10 minutes, then 429`, async () => {
+    const { cookie } = await signedIn();
+    const refresh = () =>
+      settle(sheetsAction(args(formRequest("/sheets", { intent: "refresh", sheetId: "no-such-sheet" }, cookie))));
+    // No such sheet: each press is answered 404, but still counted (it is the button being pressed).
+    for (let i = 0; i < MAX_SHEET_FETCHES; i++) expect((await refresh()).status).toBe(404);
+    const refused = await refresh();
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await refused.json()).sheetError.message).toMatch(/Scheduled refreshes go on/);
+  });
+
   it(`sends at most ${MAX_TEST_EVENTS} test events per user in 10 minutes, then 429 with Retry-After`, async () => {
     const { user, cookie } = await signedIn();
     // No URL: each attempt is refused by the webhook check, but still counted (it is the button being pressed).

@@ -3,7 +3,7 @@ import type { Redis } from "@upstash/redis";
 import { forgetAccount, VERIFIED_TTL_MS } from "~/api/hot-cache.server";
 import type { Db } from "~/utils/db.server";
 import { keyUsageKey, nextPeriod, periodOf, previousPeriod, quotaKey, thresholdMarkKey } from "~/utils/period";
-import { historyExportLimitKey, testEventLimitKey } from "./action-limits.server";
+import { historyExportLimitKey, sheetFetchLimitKey, testEventLimitKey } from "./action-limits.server";
 import { queueDeletedKeyEntries } from "./api-keys.server";
 import { queueOwnerVersionBump } from "./owner-version.server";
 import { deleteOutcomeData, forgetAccountPrefixes, outcomeRedisKeys } from "./request-outcomes.server";
@@ -99,6 +99,7 @@ function accountRedisKeys(account: AccountInventory, now: Date): string[] {
       thresholdMarkKey(account.userId, period, 100),
     ]),
     testEventLimitKey(account.userId),
+    sheetFetchLimitKey(account.userId),
     ...account.keys.map((key) => historyExportLimitKey(account.userId, key.id)),
     ...account.sessionIds.map((sessionId) => passwordReentryKey(account.userId, sessionId)),
     // Again after step 3: a refused call credited by its key's prefix may have logged since step 2.

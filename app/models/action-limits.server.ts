@@ -4,7 +4,8 @@ import { admitAttempt } from "./attempt-throttle.server";
 
 /**
  * Limits on the things a customer can do that cost us work but are not metered: sending a test event (a QStash
- * publish and a request to their receiver) and exporting usage history (a Postgres aggregate over up to a year).
+ * publish and a request to their receiver), exporting usage history (a Postgres aggregate over up to a year) and
+ * fetching a sheet from its URL by hand.
  * Both go through the same atomic set-per-window script as the log-in throttle (attempt-throttle.server.ts), so a
  * burst of concurrent requests cannot slip past the limit, and a resent request is not counted twice.
  *
@@ -17,6 +18,15 @@ export const TEST_EVENT_WINDOW_SECONDS = 10 * 60;
 // can make Postgres do without costing the owner any quota.
 export const MAX_HISTORY_EXPORTS = 30;
 export const HISTORY_EXPORT_WINDOW_SECONDS = 60;
+
+// Creating a sheet from a URL or refreshing one fetches up to 10 MB and may rewrite 100 000 rows; the schedules'
+// own refreshes are not counted (QStash calls them, not the customer).
+export const MAX_SHEET_FETCHES = 20;
+export const SHEET_FETCH_WINDOW_SECONDS = 10 * 60;
+
+export function sheetFetchLimitKey(userId: string): string {
+  return `sheet-fetches:${userId}`;
+}
 
 export function testEventLimitKey(userId: string): string {
   return `test-events:${userId}`;
@@ -41,4 +51,9 @@ export function admitTestEvent(redis: Redis, userId: string): Promise<ActionAdmi
 /** Per key: each of a customer's integrations gets its own allowance. Throws when Redis cannot answer in time. */
 export function admitHistoryExport(redis: Redis, userId: string, keyId: string): Promise<ActionAdmission> {
   return admit(redis, historyExportLimitKey(userId, keyId), MAX_HISTORY_EXPORTS, HISTORY_EXPORT_WINDOW_SECONDS);
+}
+
+/** "Create from URL" and "Refresh now" together, per user. Throws when Redis cannot answer in time. */
+export function admitSheetFetch(redis: Redis, userId: string): Promise<ActionAdmission> {
+  return admit(redis, sheetFetchLimitKey(userId), MAX_SHEET_FETCHES, SHEET_FETCH_WINDOW_SECONDS);
 }

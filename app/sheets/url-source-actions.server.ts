@@ -1,4 +1,6 @@
 import { data, redirect } from "@remix-run/node";
+import type { Redis } from "@upstash/redis";
+import { admitSheetFetch, MAX_SHEET_FETCHES, SHEET_FETCH_WINDOW_SECONDS } from "~/models/action-limits.server";
 import { SheetImportError } from "~/models/csv-import.server";
 import { SheetFetchError } from "~/models/sheet-fetch.server";
 import { isRefreshSchedule } from "~/models/sheet-schedules.server";
@@ -32,6 +34,17 @@ const SCHEDULE_CHOICE = "Choose hourly, daily or manual.";
 export async function handleUrlSourceIntent(intent: UrlSourceIntent, form: FormData, userId: string) {
   const deps = appSheetSourceDeps();
   const schedule = form.get("schedule");
+  if (intent !== "set-schedule") {
+    const refused = await refuseOverFetchLimit(deps.redis, userId);
+    if (refused) {
+      return intent === "create-from-url"
+        ? data<UrlSourceActionData>({ urlError: refused.message }, refused.init)
+        : data<UrlSourceActionData>(
+            { sheetError: { sheetId: String(form.get("sheetId") ?? ""), message: refused.message } },
+            refused.init,
+          );
+    }
+  }
   if (intent === "create-from-url") {
     if (!isRefreshSchedule(schedule)) return data<UrlSourceActionData>({ urlError: SCHEDULE_CHOICE }, { status: 400 });
     try {
@@ -66,6 +79,29 @@ export async function handleUrlSourceIntent(intent: UrlSourceIntent, form: FormD
     const failure = failureOf(error);
     return sheetError(failure.message, failure.init);
   }
+}
+
+/** Each fetch by hand is up to 10 MB and a rewrite of the rows: a held-down button must not become a stream. */
+async function refuseOverFetchLimit(
+  redis: Redis,
+  userId: string,
+): Promise<{ message: string; init: ResponseInit } | null> {
+  let admission;
+  try {
+    admission = await admitSheetFetch(redis, userId);
+  } catch (error) {
+    console.error("sheets: the URL fetch limit (Redis) could not be read:", (error as Error).message);
+    return {
+      message: "We can't fetch sheets right now; try again in a minute.",
+      init: { status: 503, headers: { "Retry-After": "60" } },
+    };
+  }
+  if (admission.admitted) return null;
+  const minutes = Math.ceil(admission.retryAfterSeconds / 60);
+  return {
+    message: `That is ${MAX_SHEET_FETCHES} fetches from URLs in ${SHEET_FETCH_WINDOW_SECONDS / 60} minutes; try again in ${minutes} minute${minutes === 1 ? "" : "s"}. Scheduled refreshes go on.`,
+    init: { status: 429, headers: { "Retry-After": String(admission.retryAfterSeconds) } },
+  };
 }
 
 function failureOf(error: unknown): { message: string; init: ResponseInit } {
