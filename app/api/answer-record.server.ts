@@ -1,7 +1,7 @@
 import { type ApiAnswer, keyDisplayPrefix, loggablePath, recordApiAnswer } from "~/models/request-outcomes.server";
 import { getDb } from "~/utils/db.server";
 import { getRedis } from "~/utils/redis.server";
-import type { ApiDeps } from "./api-key-auth.server";
+import { type ApiDeps, bearerToken } from "./api-key-auth.server";
 import { type AnswerNote, handleSheetRequest, type SheetRequest } from "./sheet-request.server";
 
 /**
@@ -9,11 +9,8 @@ import { type AnswerNote, handleSheetRequest, type SheetRequest } from "./sheet-
  * is handed to the request-outcomes writer, which the answer never waits for.
  */
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
-
 function presentedKeyPrefix(request: SheetRequest): string | null {
-  const match = BEARER.exec(request.headers.get("Authorization") ?? "");
-  return keyDisplayPrefix(match?.[1]);
+  return keyDisplayPrefix(bearerToken(request.headers));
 }
 
 // A sheet id as the log keeps it: what the caller sent, bounded (a 404's id is the caller's text, not ours).

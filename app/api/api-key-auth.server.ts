@@ -10,6 +10,18 @@ export interface ApiDeps {
   db: Db;
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The key of an `Authorization: Bearer …` header, or null when there is none or it is malformed. */
+export function bearerToken(headers: { get(name: string): string | null }): string | null {
+  return BEARER.exec(headers.get("Authorization") ?? "")?.[1] ?? null;
+}
+
+/** The 401 for a request without a well-formed bearer header. */
+export function missingKey(): Response {
+  return unauthorized("Send your API key as “Authorization: Bearer sm_live_…”.");
+}
+
 export function unauthorized(detail: string): Response {
   return problem(
     { status: 401, type: "invalid-api-key", title: "Missing or invalid API key", detail },
@@ -19,11 +31,10 @@ export function unauthorized(detail: string): Response {
 
 /** The owner of the request's bearer key, or the 401 to answer; a bad key is refused before the quota is touched. */
 export async function authenticate({ redis, db }: ApiDeps, request: Request): Promise<ApiKeyOwner | Response> {
-  const header = request.headers.get("Authorization");
-  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!match) return unauthorized("Send your API key as “Authorization: Bearer sm_live_…”.");
+  const token = bearerToken(request.headers);
+  if (!token) return missingKey();
   // The key cache lives in Redis: if it cannot be read, the call fails closed like a quota check would.
-  const owner = await viaQuotaStore(() => resolveApiKey(redis, db, match[1]));
+  const owner = await viaQuotaStore(() => resolveApiKey(redis, db, token));
   if (!owner) return unauthorized("This API key is not valid or has been revoked. Create a key at /keys.");
   return owner;
 }

@@ -2,7 +2,7 @@ import { meterCall } from "~/models/metered-rows.server";
 import { QuotaStoreUnavailableError } from "~/models/quota-store.server";
 import { querySheetRows } from "~/models/sheets.server";
 import type { Db } from "~/utils/db.server";
-import { type ApiDeps, unauthorized } from "./api-key-auth.server";
+import { type ApiDeps, bearerToken, missingKey, unauthorized } from "./api-key-auth.server";
 import { ifNoneMatchHits } from "./entity-tag.server";
 import { type CachedPage, loadPageOnce } from "./hot-cache.server";
 import { problem } from "./problem.server";
@@ -29,8 +29,6 @@ const PAGE_VARY = "Authorization";
 // Consecutive "your cached data is stale" answers a call accepts before giving up with a 503: each means the
 // account changed (a key revoked, a limit set, a sheet deleted) between our reload and our quota check.
 const MAX_STALE_RELOADS = 3;
-
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 function searchOf(url: string): string {
   const start = url.indexOf("?");
@@ -100,12 +98,12 @@ export function handleSheetRequest(
   note: AnswerNote = {},
 ): Promise<Response> {
   return withOutageAnswer(async () => {
-    const match = BEARER.exec(request.headers.get("Authorization") ?? "");
-    if (!match) return unauthorized("Send your API key as “Authorization: Bearer sm_live_…”.");
+    const token = bearerToken(request.headers);
+    if (!token) return missingKey();
     const search = searchOf(request.url);
     const ifNoneMatch = request.headers.get("If-None-Match");
 
-    let call = await prepareSheetCall(deps, match[1], sheetId, search);
+    let call = await prepareSheetCall(deps, token, sheetId, search);
     for (let reloads = 0; ; reloads++) {
       if ("refused" in call) {
         if ("owner" in call) note.userId = call.owner.userId;

@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { withDeadline } from "~/utils/deadline.server";
+import { hashEntries } from "~/utils/redis.server";
 import type { Redis } from "@upstash/redis";
 import { LRUCache } from "lru-cache";
 import type { Db } from "~/utils/db.server";
@@ -167,14 +169,6 @@ export async function accountOfKeyPrefix(db: Db, prefix: string): Promise<string
   return keys.length === 1 ? keys[0].userId : null;
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
 // Answers for the same prefix that arrive while it is being looked up wait for that one lookup.
 const lookupsInFlight = new Map<string, Promise<string | null>>();
 
@@ -184,7 +178,11 @@ function creditByPrefix(db: Db, prefix: string): Promise<string | null> {
   const inFlight = lookupsInFlight.get(prefix);
   if (inFlight) return inFlight;
   if (lookupsInFlight.size >= MAX_PREFIX_LOOKUPS) return Promise.resolve(null);
-  const lookup = withDeadline(accountOfKeyPrefix(db, prefix), PREFIX_LOOKUP_DEADLINE_MS)
+  const lookup = withDeadline(
+    accountOfKeyPrefix(db, prefix),
+    PREFIX_LOOKUP_DEADLINE_MS,
+    `no answer within ${PREFIX_LOOKUP_DEADLINE_MS} ms`,
+  )
     .then((userId) => {
       accountByPrefix.set(prefix, userId ?? NO_ACCOUNT);
       return userId;
@@ -436,12 +434,7 @@ export type OutcomeCounts = Partial<Record<OutcomeStatus, number>>;
 
 function countsOf(reply: unknown): OutcomeCounts {
   const counts: OutcomeCounts = {};
-  const pairs: [string, unknown][] = Array.isArray(reply)
-    ? Array.from({ length: Math.floor(reply.length / 2) }, (_, i) => [String(reply[2 * i]), reply[2 * i + 1]])
-    : reply && typeof reply === "object"
-      ? Object.entries(reply)
-      : [];
-  for (const [field, value] of pairs) {
+  for (const [field, value] of hashEntries(reply)) {
     const status = Number(field);
     const n = Number(value);
     if (isOutcomeStatus(status) && Number.isSafeInteger(n) && n > 0) counts[status] = n;

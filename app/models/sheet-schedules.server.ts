@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { withDeadline } from "~/utils/deadline.server";
 import type { Client } from "@upstash/qstash";
 
 /**
@@ -19,17 +20,8 @@ export function isRefreshSchedule(value: unknown): value is RefreshSchedule {
  */
 export const SCHEDULE_DEADLINE_MS = 5000;
 
-async function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`QStash did not answer within ${deadlineMs} ms`)), deadlineMs);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const withQstashDeadline = <T>(work: Promise<T>) =>
+  withDeadline(work, SCHEDULE_DEADLINE_MS, `QStash did not answer within ${SCHEDULE_DEADLINE_MS} ms`);
 
 /** The schedules API is all this module needs of the client; tests pass the real Client aimed at the stand-in. */
 export type ScheduleClient = Pick<Client, "schedules">;
@@ -64,7 +56,7 @@ export async function upsertSheetRefreshSchedule(
   input: { destination: string; sheetId: string; schedule: Exclude<RefreshSchedule, "manual"> },
 ): Promise<string> {
   const scheduleId = sheetRefreshScheduleId(input.sheetId);
-  await withDeadline(
+  await withQstashDeadline(
     client.schedules.create({
       destination: input.destination,
       scheduleId,
@@ -73,7 +65,6 @@ export async function upsertSheetRefreshSchedule(
       headers: { "Content-Type": "application/json" },
       retries: 3,
     }),
-    SCHEDULE_DEADLINE_MS,
   );
   return scheduleId;
 }
@@ -81,7 +72,7 @@ export async function upsertSheetRefreshSchedule(
 /** Removes the sheet's schedule; one that is already gone is not an error (the removal is retried by callers). */
 export async function deleteSheetRefreshSchedule(client: ScheduleClient, sheetId: string): Promise<void> {
   try {
-    await withDeadline(client.schedules.delete(sheetRefreshScheduleId(sheetId)), SCHEDULE_DEADLINE_MS);
+    await withQstashDeadline(client.schedules.delete(sheetRefreshScheduleId(sheetId)));
   } catch (error) {
     if ((error as { status?: number }).status === 404) return;
     throw error;

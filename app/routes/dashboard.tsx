@@ -1,4 +1,5 @@
 import type { HeadersFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { withDeadline } from "~/utils/deadline.server";
 import { data } from "@remix-run/node";
 import { useLoaderData } from "@remix-run/react";
 import { requireUser } from "~/auth/session-user.server";
@@ -38,14 +39,9 @@ export const headers: HeadersFunction = ({ loaderHeaders }) => loaderHeaders;
 // whole page, whose other parts are ready in milliseconds.
 export const PART_TIMEOUT_MS = 2000;
 
-function withTimeout<T>(work: () => Promise<T>, name: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${name} took longer than ${PART_TIMEOUT_MS} ms`)), PART_TIMEOUT_MS);
-  });
-  // `work` is called inside the race so a synchronous throw (a client that cannot be built) settles as a rejection.
-  return Promise.race([Promise.resolve().then(work), timeout]).finally(() => clearTimeout(timer));
-}
+// `work` is started inside the race, so a synchronous throw (a client that cannot be built) settles as a rejection.
+const withTimeout = <T,>(work: () => Promise<T>, name: string): Promise<T> =>
+  withDeadline(work, PART_TIMEOUT_MS, `${name} took longer than ${PART_TIMEOUT_MS} ms`);
 
 function part<T, U>(result: PromiseSettledResult<T>, name: string, shape: (value: T) => U): Part<U> {
   if (result.status === "fulfilled") return { ok: true, data: shape(result.value) };

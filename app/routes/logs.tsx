@@ -9,7 +9,7 @@ import { listApiKeys } from "~/models/api-keys.server";
 import { listRecentRequests } from "~/models/request-outcomes.server";
 import { withDatabaseOutagePage } from "~/utils/database-outage.server";
 import { getDb } from "~/utils/db.server";
-import { formatExact } from "~/utils/format";
+import { formatUtcTimestamp } from "~/utils/format";
 import { getRedis } from "~/utils/redis.server";
 import { filterRequests, parseLogFilter, REQUEST_LOG_LENGTH, STATUS_FILTERS } from "~/utils/request-log";
 
@@ -152,7 +152,7 @@ export default function Logs() {
                   >
                     {entry.status}
                   </span>
-                  <span className="tabular-nums text-slate-700">{formatExact(entry.at).replace(" UTC", "")}</span>
+                  <span className="tabular-nums text-slate-700">{formatUtcTimestamp(entry.at)}</span>
                 </div>
                 <p className="break-all font-mono text-xs text-slate-800">GET {entry.path}</p>
                 <p className="flex justify-between gap-2 text-xs text-slate-600">
@@ -190,7 +190,7 @@ export default function Logs() {
                 {requests.map((entry, i) => (
                   <tr key={`${entry.at}-${i}`} data-status={entry.status}>
                     <td className="whitespace-nowrap px-3 py-2 tabular-nums text-slate-700">
-                      {formatExact(entry.at).replace(" UTC", "")}
+                      {formatUtcTimestamp(entry.at)}
                     </td>
                     <td className="px-3 py-2">
                       <span

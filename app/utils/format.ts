@@ -76,7 +76,12 @@ export function formatResetsAt(resetsAtIso: string, nowIso: string): string {
 
 /** "2026-11-29 08:12:05 UTC", for the exact time behind a relative one. */
 export function formatExact(iso: string): string {
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+  return `${formatUtcTimestamp(iso)} UTC`;
+}
+
+/** "2026-11-29 08:12:05": the same, where a column heading already says UTC. */
+export function formatUtcTimestamp(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
 }
 
 /** "08:00" in UTC, 24-hour, so it reads the same everywhere. */

@@ -38,6 +38,13 @@ const PENDING_BAR = "#d97706";
 // rose-700: refused calls, apart from the limit's red-700 line, which the bar views do not draw.
 const REFUSED_BAR = "#be123c";
 
+/** The per-hour and per-day bars, stacked bottom to top. */
+const BAR_SERIES = [
+  { dataKey: "synced", name: "Synced", fill: SYNCED },
+  { dataKey: "pending", name: "Not yet synced", fill: PENDING_BAR },
+  { dataKey: "refused", name: "Refused", fill: REFUSED_BAR },
+] as const;
+
 function LiveDot({ cx, cy, payload }: DotItemDotProps) {
   if (!(payload as ChartDatum).live || cx == null || cy == null) return null;
   return <circle cx={cx} cy={cy} r={6} fill="#ffffff" stroke={PENDING} strokeWidth={3} />;
@@ -210,36 +217,19 @@ export function UsageChartCanvas({ data, limit, limitSteps, yTicks, from, to, ho
               connectNulls
             />
           ) : null}
-          {kind === "line" ? null : (
-            <Bar
-              dataKey="synced"
-              name="Synced"
-              stackId="calls"
-              fill={SYNCED}
-              barSize={barSize}
-              isAnimationActive={false}
-            />
-          )}
-          {kind === "line" ? null : (
-            <Bar
-              dataKey="pending"
-              name="Not yet synced"
-              stackId="calls"
-              fill={PENDING_BAR}
-              barSize={barSize}
-              isAnimationActive={false}
-            />
-          )}
-          {kind === "line" ? null : (
-            <Bar
-              dataKey="refused"
-              name="Refused"
-              stackId="calls"
-              fill={REFUSED_BAR}
-              barSize={barSize}
-              isAnimationActive={false}
-            />
-          )}
+          {kind === "line"
+            ? null
+            : BAR_SERIES.map((series) => (
+                <Bar
+                  key={series.dataKey}
+                  dataKey={series.dataKey}
+                  name={series.name}
+                  stackId="calls"
+                  fill={series.fill}
+                  barSize={barSize}
+                  isAnimationActive={false}
+                />
+              ))}
         </ComposedChart>
       </ResponsiveContainer>
     </div>
