@@ -17,11 +17,12 @@ import { deleteAccount } from "~/models/account-deletion.server";
 import { replaceSheetData } from "~/models/sheet-data.server";
 import { getSheetForQuery, previewSheetRows } from "~/models/sheets.server";
 import * as route from "~/routes/api.cron.refresh-sheet";
-import { getDb } from "~/utils/db.server";
+import { createPrismaClient, getDb, setBulkDbForTests } from "~/utils/db.server";
 import { loadRawEnv } from "~/utils/env.server";
 import { getQstash } from "~/utils/qstash.server";
 import { getRedis } from "~/utils/redis.server";
 import { createTestUser } from "./factories";
+import { signQstash } from "./helpers/qstash-sign";
 import { serveRoute } from "./helpers/serve-action";
 import { csvHandler, startSourceServer } from "./helpers/source-server";
 
@@ -284,6 +285,30 @@ describe("URL sheets refreshed by their QStash schedule", () => {
     }
   });
 
+  it("answers 503 with Retry-After while Postgres is down, and takes QStash's retry of the same token once it is back", async () => {
+    source.handle("/down.csv", csvHandler("a\n1\n"));
+    const { sheetId } = await urlSheet("/down.csv", "manual");
+    const body = JSON.stringify({ sheetId });
+    const signature = await signQstash({ key: raw.QSTASH_CURRENT_SIGNING_KEY!, url: ROUTE_URL, body });
+    const post = () => fetch(ROUTE_URL, { method: "POST", headers: { "Upstash-Signature": signature }, body });
+    const down = createPrismaClient(`postgresql://postgres@127.0.0.1:${await deadPort()}/nowhere`);
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    setBulkDbForTests(down);
+    try {
+      const refused = await post();
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("Retry-After")).toBeTruthy();
+      expect(refused.headers.get("Content-Type")).toMatch(/problem\+json/);
+    } finally {
+      setBulkDbForTests(undefined);
+      await down.$disconnect();
+    }
+    // The token was released: QStash's retry is served, not taken for a replay.
+    const retried = await post();
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toMatchObject({ status: expect.stringMatching(/updated|unchanged/) });
+  });
+
   it("refuses an unsigned call and a body that names no sheet", async () => {
     vi.spyOn(console, "warn").mockImplementation(() => {});
     const unsigned = await fetch(ROUTE_URL, { method: "POST", body: JSON.stringify({ sheetId: "x" }) });
@@ -297,3 +322,12 @@ describe("URL sheets refreshed by their QStash schedule", () => {
     expect(newMessages().map((m) => m.attempts.map((a) => a.status))).toEqual([[400]]);
   });
 });
+
+/** A port nothing listens on: connections to it are refused at once, like a Postgres that is down. */
+async function deadPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

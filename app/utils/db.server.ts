@@ -70,3 +70,8 @@ export async function closeDb(): Promise<void> {
 export function setDbForTests(db: PrismaClient | undefined): void {
   replaceSingleton(DB, db);
 }
+
+/** The same for `getBulkDb()`. */
+export function setBulkDbForTests(db: PrismaClient | undefined): void {
+  replaceSingleton(BULK_DB, db);
+}
